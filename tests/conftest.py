@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private, empty ``$MODELREINS_HOME``."""
+    path = tmp_path / "mrhome"
+    path.mkdir()
+    monkeypatch.setenv("MODELREINS_HOME", str(path))
+    for var in ("MODELREINS_URL", "MODELREINS_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    yield path
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's real keys or home."""
+    for var in list(os.environ):
+        if var.endswith("_API_KEY"):
+            monkeypatch.delenv(var, raising=False)
