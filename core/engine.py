@@ -1,0 +1,269 @@
+"""The engine: the one object every edge talks to.
+
+``async with Engine.open(home) as engine:`` loads the config (generating one on first use),
+opens the store, builds the providers and owns a task group for background work (dispatches
+that outlive a caller's wait budget, the scheduler). Edges — MCP tools, REST routes, the
+CLI — are thin translations onto its methods and services.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import httpx2
+from anyio.abc import TaskGroup
+
+from core import __version__
+from core.bootstrap import ensure_home
+from core.clock import Clock, SystemClock
+from core.config import Settings, home_dir, load_settings
+from core.dispatch import DispatchEvent, Dispatcher
+from core.errors import ModelReinsError, NotFound
+from core.health import HealthTracker
+from core.ids import new_id
+from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
+from core.providers import Provider, provider_class
+from core.store import SqliteStore, Store, open_sqlite
+
+__all__ = ["DB_FILE", "DispatchHandle", "Engine", "HealthInfo"]
+
+DB_FILE = "modelreins.db"
+
+
+@dataclass
+class DispatchHandle:
+    """A dispatch running in the engine's background; ``done`` fires when it is recorded."""
+
+    id: str
+    running: DispatchRecord
+    done: anyio.Event = field(default_factory=anyio.Event)
+    record: DispatchRecord | None = None
+    error: ModelReinsError | None = None
+
+    def outcome(self) -> DispatchRecord:
+        """The finished record (raises its error), or the running placeholder."""
+        if self.error is not None:
+            raise self.error
+        return self.record or self.running
+
+
+@dataclass(frozen=True)
+class HealthInfo:
+    status: str
+    version: str
+    uptime_s: float
+    providers: dict[str, int]
+
+
+def build_providers(settings: Settings, http: httpx2.AsyncClient) -> dict[str, Provider]:
+    return {
+        name: provider_class(cfg.type)(name, cfg, http) for name, cfg in settings.providers.items()
+    }
+
+
+def new_http_client() -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
+        limits=httpx2.Limits(max_connections=512, max_keepalive_connections=128),
+        follow_redirects=False,
+    )
+
+
+class Engine:
+    """Dispatch, history and provider status; services attach as attributes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        http: httpx2.AsyncClient,
+        *,
+        clock: Clock | None = None,
+        providers: dict[str, Provider] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.http = http
+        self.clock: Clock = clock or SystemClock()
+        self.health = HealthTracker(self.clock)
+        self.providers = providers if providers is not None else build_providers(settings, http)
+        self.dispatcher = Dispatcher(settings, self.providers, store, self.health, self.clock)
+        self.started = time.monotonic()
+        self._inflight: dict[str, DispatchHandle] = {}
+        self._tg: TaskGroup | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        home: Path | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+    ) -> AsyncIterator[Engine]:
+        """The engine on ``home`` (default ``$MODELREINS_HOME``), running until the block ends."""
+        home = home or home_dir()
+        if settings is None:
+            ensure_home(home)
+            settings = load_settings(home)
+        async with AsyncExitStack() as stack:
+            if store is None:
+                home.mkdir(parents=True, exist_ok=True)
+                store = open_sqlite(home / DB_FILE)
+            stack.push_async_callback(store.close)
+            http = await stack.enter_async_context(new_http_client())
+            engine = cls(settings, store, http, clock=clock)
+            await engine.seed_health()
+            failure: BaseException | None = None
+            async with anyio.create_task_group() as tg:
+                engine._tg = tg
+                try:
+                    yield engine
+                except BaseException as exc:
+                    # Re-raised below, outside the group, so callers see the error itself
+                    # rather than an ExceptionGroup wrapping it.
+                    failure = exc
+                finally:
+                    tg.cancel_scope.cancel()
+            engine._tg = None
+            for provider in engine.providers.values():
+                await provider.aclose()
+            if failure is not None:
+                raise failure
+
+    @property
+    def task_group(self) -> TaskGroup:
+        if self._tg is None:
+            raise RuntimeError("the engine is not running; use `async with Engine.open()`")
+        return self._tg
+
+    async def seed_health(self) -> None:
+        """Provider status survives restarts: replay recent history into the tracker."""
+        recent, _ = await self.store.dispatches.page(limit=50, offset=0)
+        for record in reversed(recent):
+            for attempt in record.attempts:
+                self.health.record(
+                    attempt.provider, ok=attempt.code is None, error=attempt.code,
+                    at=record.created_at,
+                )
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    def resolve_provider(self, name: str | None) -> tuple[str, bool]:
+        """The provider a request goes to first, and whether that is the default."""
+        chosen = self.dispatcher.resolve(name)
+        return chosen, chosen == self.settings.default_provider
+
+    async def dispatch(self, req: DispatchRequest, *, wait_s: float | None = None
+                       ) -> DispatchRecord:
+        """Serve ``req``. With ``wait_s``, return a ``running`` record if it takes longer;
+        the dispatch goes on and lands in history under that id."""
+        if wait_s is None:
+            return await self.dispatcher.dispatch(req)
+        handle = self.start_dispatch(req)
+        with anyio.move_on_after(wait_s):
+            await handle.done.wait()
+        return handle.outcome()
+
+    def start_dispatch(self, req: DispatchRequest) -> DispatchHandle:
+        """Start ``req`` in the background; validation errors raise here, at once."""
+        self.dispatcher.call_for(req)
+        first = self.dispatcher.resolve(req.provider)
+        dispatch_id = new_id("dsp")
+        prompt = req.prompt if req.prompt is not None else (req.messages or [])[-1].content
+        handle = DispatchHandle(dispatch_id, DispatchRecord(
+            id=dispatch_id, status="running", prompt=prompt, provider=first,
+            created_at=self.clock.now()))
+        self._inflight[dispatch_id] = handle
+        self.task_group.start_soon(self._run_handle, handle, req)
+        return handle
+
+    async def _run_handle(self, handle: DispatchHandle, req: DispatchRequest) -> None:
+        try:
+            handle.record = await self.dispatcher.dispatch(req, dispatch_id=handle.id)
+        except ModelReinsError as exc:
+            handle.error = exc
+        finally:
+            self._inflight.pop(handle.id, None)
+            handle.done.set()
+
+    def dispatch_stream(self, req: DispatchRequest) -> AsyncIterator[DispatchEvent]:
+        return self.dispatcher.stream(req)
+
+    async def get_dispatch(self, dispatch_id: str) -> DispatchRecord:
+        handle = self._inflight.get(dispatch_id)
+        if handle is not None:
+            return handle.running
+        record = await self.store.dispatches.get(dispatch_id)
+        if record is None:
+            raise NotFound(f"no dispatch '{dispatch_id}'")
+        return record
+
+    async def history(
+        self, *, limit: int = 20, offset: int = 0, provider: str | None = None,
+        status: str | None = None,
+    ) -> Page[DispatchRecord]:
+        items, total = await self.store.dispatches.page(
+            limit=limit, offset=offset, provider=provider, status=status)
+        return Page[DispatchRecord](items=items, total=total, limit=limit, offset=offset)
+
+    # -- providers --------------------------------------------------------------------
+
+    def _status(self, name: str) -> ProviderStatus:
+        cfg = self.settings.providers[name]
+        status, last_check, last_error = self.health.status(name)
+        return ProviderStatus(
+            name=name, type=cfg.type, default=cfg.default, fallback=cfg.fallback,
+            model=cfg.model, status=status, last_check=last_check, last_error=last_error,
+        )
+
+    async def list_providers(self) -> list[ProviderStatus]:
+        return [self._status(name) for name in self.providers]
+
+    async def ping_provider(self, name: str) -> ProviderStatus:
+        provider = self.providers.get(name)
+        if provider is None:
+            raise NotFound(f"unknown provider '{name}'")
+        try:
+            await provider.ping()
+        except ModelReinsError as exc:
+            self.health.record(name, ok=False, error=str(exc))
+        else:
+            self.health.record(name, ok=True)
+        return self._status(name)
+
+    async def ping_all(self, on_done: Callable[[ProviderStatus], Awaitable[None]] | None = None
+                       ) -> list[ProviderStatus]:
+        """Ping every provider concurrently."""
+        results: dict[str, ProviderStatus] = {}
+
+        async def one(name: str) -> None:
+            results[name] = await self.ping_provider(name)
+            if on_done:
+                await on_done(results[name])
+
+        async with anyio.create_task_group() as tg:
+            for name in self.providers:
+                tg.start_soon(one, name)
+        return [results[n] for n in self.providers]
+
+    async def health_info(self) -> HealthInfo:
+        counts = {"healthy": 0, "degraded": 0, "down": 0, "unknown": 0}
+        for status in await self.list_providers():
+            counts[status.status] += 1
+        overall = "ok" if not counts["down"] or counts["healthy"] else "degraded"
+        return HealthInfo(status=overall, version=__version__,
+                          uptime_s=time.monotonic() - self.started, providers=counts)
+
+    async def aclose(self) -> None:
+        await self.store.close()
+
+
+def open_memory_store() -> SqliteStore:
+    """A private in-memory SQLite store (tests, benchmarks)."""
+    return open_sqlite(":memory:")
