@@ -81,19 +81,19 @@ def detect(
         ))
     tags = probe("http://127.0.0.1:11434/api/tags")
     if tags is not None:
-        block: dict[str, Any] = {"type": "ollama", "baseUrl": "http://127.0.0.1:11434"}
+        ollama: dict[str, Any] = {"type": "ollama", "baseUrl": "http://127.0.0.1:11434"}
         model = _first_model(tags, "models", "name")
         if model:
-            block["model"] = model
-        found.append(Detected("ollama", block, "Ollama answers on 127.0.0.1:11434"))
+            ollama["model"] = model
+        found.append(Detected("ollama", ollama, "Ollama answers on 127.0.0.1:11434"))
     models = probe("http://127.0.0.1:1234/v1/models")
     if models is not None:
-        block = {"type": "openai-compat", "baseUrl": "http://127.0.0.1:1234/v1",
-                 "apiKey": "lm-studio"}
+        lmstudio: dict[str, Any] = {"type": "openai-compat", "baseUrl": "http://127.0.0.1:1234/v1",
+                                    "apiKey": "lm-studio"}
         model = _first_model(models, "data", "id")
         if model:
-            block["model"] = model
-        found.append(Detected("lmstudio", block, "LM Studio answers on 127.0.0.1:1234"))
+            lmstudio["model"] = model
+        found.append(Detected("lmstudio", lmstudio, "LM Studio answers on 127.0.0.1:1234"))
     return found
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "from_iso", "iso", "utcnow"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "from_iso", "iso", "to_ms", "utcnow"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def to_ms(moment: datetime) -> datetime:
+    """``moment`` cut to the millisecond precision instants have on the wire and at rest."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def iso(moment: datetime) -> str:

@@ -305,10 +305,11 @@ def _mask_value(value: Any) -> Any:
     return value
 
 
-def _mask_tree(node: Any) -> Any:
+def _mask_tree(node: Any, secret_keys: frozenset[str] = frozenset()) -> Any:
     if isinstance(node, dict):
         return {
-            k: _mask_value(v) if _SECRET_KEY.search(str(k)) else _mask_tree(v)
+            k: _mask_value(v) if k in secret_keys or _SECRET_KEY.search(str(k))
+            else _mask_tree(v)
             for k, v in node.items()
         }
     if isinstance(node, list):
@@ -320,13 +321,10 @@ def masked(settings: Settings) -> dict[str, Any]:
     """The effective configuration as a plain dict, with every secret masked."""
     providers: dict[str, Any] = {}
     for name, cfg in settings.providers.items():
-        shown = _mask_tree(cfg.model_dump(by_alias=True, exclude_defaults=True, mode="json"))
-        shown["type"] = cfg.type
-        for secret in cfg.secret_fields():
-            alias = type(cfg).model_fields[secret].alias or secret
-            if alias in shown:
-                shown[alias] = _mask_value(shown[alias])
-        providers[name] = shown
+        fields = type(cfg).model_fields
+        secret_keys = frozenset(fields[f].alias or f for f in cfg.secret_fields())
+        dumped = cfg.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+        providers[name] = {"type": cfg.type, **_mask_tree(dumped, secret_keys)}
     return {
         "server": settings.server.model_dump(by_alias=True, mode="json"),
         "providers": providers,

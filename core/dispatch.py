@@ -15,9 +15,16 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.clock import Clock
+from core.clock import Clock, to_ms
 from core.config import Settings
-from core.errors import ModelReinsError, NotFound, ProviderError, ValidationFailed, field_error
+from core.errors import (
+    Forbidden,
+    ModelReinsError,
+    NotFound,
+    ProviderError,
+    ValidationFailed,
+    field_error,
+)
 from core.health import HealthTracker
 from core.ids import new_id
 from core.models import Attempt, DispatchRecord, DispatchRequest, ErrorInfo, Message, Usage
@@ -87,9 +94,16 @@ class Dispatcher:
             raise field_error("provider", "no provider given and no default provider configured")
         return default
 
-    def chain(self, requested: str | None) -> list[str]:
+    def chain(self, requested: str | None, allowed: frozenset[str] | None = None) -> list[str]:
+        """The chosen provider, then the fallbacks; a restricted caller never leaves
+        ``allowed``, not even by falling back."""
         first = self.resolve(requested)
-        return [first, *(n for n in self.settings.fallback_providers if n != first)]
+        if allowed is not None and first not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise Forbidden(f"this token may not use provider '{first}' (allowed: {names})",
+                            provider=first)
+        fallbacks = self.settings.fallback_providers
+        return [first, *(n for n in fallbacks if n != first and (allowed is None or n in allowed))]
 
     @staticmethod
     def call_for(req: DispatchRequest) -> tuple[ProviderCall, str]:
@@ -106,7 +120,7 @@ class Dispatcher:
         return call, messages[-1].content
 
     def _record(self, dispatch_id: str, prompt: str, **fields: Any) -> DispatchRecord:
-        return DispatchRecord(id=dispatch_id, prompt=prompt, created_at=self.clock.now(),
+        return DispatchRecord(id=dispatch_id, prompt=prompt, created_at=to_ms(self.clock.now()),
                               **fields)
 
     async def _finish(self, record: DispatchRecord) -> DispatchRecord:
@@ -116,11 +130,13 @@ class Dispatcher:
     def _note(self, name: str, exc: ModelReinsError | None) -> None:
         self.health.record(name, ok=exc is None, error=None if exc is None else str(exc))
 
-    async def dispatch(self, req: DispatchRequest, *, dispatch_id: str | None = None
-                       ) -> DispatchRecord:
+    async def dispatch(
+        self, req: DispatchRequest, *, dispatch_id: str | None = None,
+        allowed: frozenset[str] | None = None,
+    ) -> DispatchRecord:
         """Serve ``req`` in one piece; raises the last failure after recording it."""
         call, prompt = self.call_for(req)
-        chain = self.chain(req.provider)
+        chain = self.chain(req.provider, allowed)
         dispatch_id = dispatch_id or new_id("dsp")
         attempts: list[Attempt] = []
         started = time.perf_counter()
@@ -148,11 +164,13 @@ class Dispatcher:
                 truncated=done.truncated))
         raise AssertionError("unreachable: the chain is never empty")
 
-    async def stream(self, req: DispatchRequest, *, dispatch_id: str | None = None
-                     ) -> AsyncIterator[DispatchEvent]:
+    async def stream(
+        self, req: DispatchRequest, *, dispatch_id: str | None = None,
+        allowed: frozenset[str] | None = None,
+    ) -> AsyncIterator[DispatchEvent]:
         """Deltas as they come, :class:`Fallback` notices, and finally the stored record."""
         call, prompt = self.call_for(req)
-        chain = self.chain(req.provider)
+        chain = self.chain(req.provider, allowed)
         dispatch_id = dispatch_id or new_id("dsp")
         attempts: list[Attempt] = []
         started = time.perf_counter()

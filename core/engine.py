@@ -22,11 +22,12 @@ from core import __version__
 from core.bootstrap import ensure_home
 from core.clock import Clock, SystemClock
 from core.config import Settings, home_dir, load_settings
-from core.dispatch import DispatchEvent, Dispatcher
+from core.dispatch import Dispatcher, DispatchEvent
 from core.errors import ModelReinsError, NotFound
 from core.health import HealthTracker
 from core.ids import new_id
 from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
+from core.principal import LOCAL, Principal
 from core.providers import Provider, provider_class
 from core.store import SqliteStore, Store, open_sqlite
 
@@ -115,9 +116,10 @@ class Engine:
             if store is None:
                 home.mkdir(parents=True, exist_ok=True)
                 store = open_sqlite(home / DB_FILE)
-            stack.push_async_callback(store.close)
+            opened: Store = store
+            stack.push_async_callback(opened.close)
             http = await stack.enter_async_context(new_http_client())
-            engine = cls(settings, store, http, clock=clock)
+            engine = cls(settings, opened, http, clock=clock)
             await engine.seed_health()
             failure: BaseException | None = None
             async with anyio.create_task_group() as tg:
@@ -159,41 +161,47 @@ class Engine:
         chosen = self.dispatcher.resolve(name)
         return chosen, chosen == self.settings.default_provider
 
-    async def dispatch(self, req: DispatchRequest, *, wait_s: float | None = None
-                       ) -> DispatchRecord:
+    async def dispatch(
+        self, req: DispatchRequest, *, wait_s: float | None = None, principal: Principal = LOCAL
+    ) -> DispatchRecord:
         """Serve ``req``. With ``wait_s``, return a ``running`` record if it takes longer;
         the dispatch goes on and lands in history under that id."""
         if wait_s is None:
-            return await self.dispatcher.dispatch(req)
-        handle = self.start_dispatch(req)
+            return await self.dispatcher.dispatch(req, allowed=principal.providers)
+        handle = self.start_dispatch(req, principal=principal)
         with anyio.move_on_after(wait_s):
             await handle.done.wait()
         return handle.outcome()
 
-    def start_dispatch(self, req: DispatchRequest) -> DispatchHandle:
+    def start_dispatch(self, req: DispatchRequest, *, principal: Principal = LOCAL
+                       ) -> DispatchHandle:
         """Start ``req`` in the background; validation errors raise here, at once."""
         self.dispatcher.call_for(req)
-        first = self.dispatcher.resolve(req.provider)
+        first = self.dispatcher.chain(req.provider, principal.providers)[0]
         dispatch_id = new_id("dsp")
         prompt = req.prompt if req.prompt is not None else (req.messages or [])[-1].content
         handle = DispatchHandle(dispatch_id, DispatchRecord(
             id=dispatch_id, status="running", prompt=prompt, provider=first,
             created_at=self.clock.now()))
         self._inflight[dispatch_id] = handle
-        self.task_group.start_soon(self._run_handle, handle, req)
+        self.task_group.start_soon(self._run_handle, handle, req, principal.providers)
         return handle
 
-    async def _run_handle(self, handle: DispatchHandle, req: DispatchRequest) -> None:
+    async def _run_handle(
+        self, handle: DispatchHandle, req: DispatchRequest, allowed: frozenset[str] | None
+    ) -> None:
         try:
-            handle.record = await self.dispatcher.dispatch(req, dispatch_id=handle.id)
+            handle.record = await self.dispatcher.dispatch(
+                req, dispatch_id=handle.id, allowed=allowed)
         except ModelReinsError as exc:
             handle.error = exc
         finally:
             self._inflight.pop(handle.id, None)
             handle.done.set()
 
-    def dispatch_stream(self, req: DispatchRequest) -> AsyncIterator[DispatchEvent]:
-        return self.dispatcher.stream(req)
+    def dispatch_stream(self, req: DispatchRequest, *, principal: Principal = LOCAL
+                        ) -> AsyncIterator[DispatchEvent]:
+        return self.dispatcher.stream(req, allowed=principal.providers)
 
     async def get_dispatch(self, dispatch_id: str) -> DispatchRecord:
         handle = self._inflight.get(dispatch_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
-    "field_error",
     "Conflict",
     "Forbidden",
     "Gone",
@@ -22,6 +21,7 @@ __all__ = [
     "RateLimited",
     "Unauthorized",
     "ValidationFailed",
+    "field_error",
 ]
 
 

@@ -42,5 +42,6 @@ def provider_class(type_name: str) -> type[Provider]:
     """The class registered for ``type_name``; KeyError if there is none."""
     module_name, _, attr = PROVIDER_TYPES[type_name].partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
-    assert isinstance(cls, type) and issubclass(cls, Provider)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise TypeError(f"{PROVIDER_TYPES[type_name]} is not a Provider")
     return cls

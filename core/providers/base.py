@@ -117,5 +117,5 @@ class Provider(ABC):
     async def ping(self) -> None:
         """A cheap live check; raises a classified error when the provider is unusable."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release anything the provider holds beyond the shared HTTP client."""

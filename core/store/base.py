@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 from core.models import DispatchRecord
 
-__all__ = ["DispatchRepo", "Store"]
+__all__ = [
+    "AuditRepo",
+    "AuditRow",
+    "DispatchRepo",
+    "Store",
+    "TokenRepo",
+    "TokenRow",
+    "ViewRepo",
+    "ViewRow",
+]
 
 
 class DispatchRepo(Protocol):
@@ -26,7 +37,117 @@ class DispatchRepo(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TokenRow:
+    """An API token at rest: only the SHA-256 of the raw value, never the value itself."""
+
+    id: str
+    hash: str
+    prefix: str
+    name: str
+    scopes: tuple[str, ...]
+    providers: tuple[str, ...] | None
+    kind: str
+    worker_id: str | None
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class TokenRepo(Protocol):
+    async def add(self, row: TokenRow) -> None: ...
+
+    async def by_hash(self, token_hash: str) -> TokenRow | None: ...
+
+    async def get(self, token_id: str) -> TokenRow | None: ...
+
+    async def all(self, *, include_revoked: bool) -> list[TokenRow]:
+        """Newest first."""
+        ...
+
+    async def revoke(self, token_id: str, at: datetime) -> TokenRow | None:
+        """Set ``revoked_at`` unless already set; the row as it now is, None if unknown."""
+        ...
+
+    async def touch(self, token_id: str, at: datetime, *, stale_before: datetime) -> bool:
+        """Set ``last_used_at = at`` only if it is unset or older than ``stale_before``."""
+        ...
+
+    async def has_admin(self) -> bool:
+        """Whether an unrevoked token carries the ``admin`` scope."""
+        ...
+
+
+@dataclass(frozen=True)
+class ViewRow:
+    """A one-time view. ``secret`` is None once viewed or expired (the row is a tombstone)."""
+
+    nonce_hash: str
+    name: str
+    kind: str
+    secret: str | None
+    created_at: datetime
+    expires_at: datetime
+    viewed_at: datetime | None = None
+
+
+class ViewRepo(Protocol):
+    async def add(self, row: ViewRow) -> None: ...
+
+    async def take(self, nonce_hash: str, now: datetime) -> ViewRow | None:
+        """The row as it was before this call, atomically consuming it: a live secret is
+        erased and ``viewed_at`` set; an expired one is erased. Erased values must not
+        survive in the backend's files."""
+        ...
+
+    async def sweep(self, now: datetime, *, purge_before: datetime) -> int:
+        """Erase secrets expired at ``now`` (returns how many); drop tombstones that
+        expired before ``purge_before``."""
+        ...
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any] | None
+
+
+class AuditRepo(Protocol):
+    async def add(
+        self, *, at: datetime, actor: str, action: str, target: str | None,
+        details: dict[str, Any] | None,
+    ) -> None: ...
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        actor: str | None = None,
+        target: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> tuple[list[AuditRow], int]:
+        """Newest first (``since`` inclusive, ``until`` exclusive), with the matching total."""
+        ...
+
+
 class Store(Protocol):
-    dispatches: DispatchRepo
+    @property
+    def dispatches(self) -> DispatchRepo: ...
+
+    @property
+    def tokens(self) -> TokenRepo: ...
+
+    @property
+    def views(self) -> ViewRepo: ...
+
+    @property
+    def audit(self) -> AuditRepo: ...
 
     async def close(self) -> None: ...

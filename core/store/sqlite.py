@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.store.audit import SqliteAudit
 from core.store.dispatches import SqliteDispatches
 from core.store.migrations import MIGRATIONS
+from core.store.tokens import SqliteTokens
+from core.store.views import SqliteViews
 
 __all__ = ["Database", "SqliteStore", "open_sqlite"]
 
@@ -52,15 +55,16 @@ class Database:
         """Apply pending migrations; returns the schema version."""
         with self.transaction() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            for version, _name, sql in MIGRATIONS:
-                if version > current:
+            # By membership, not by MAX: a lower version that lands after a higher one
+            # (built in parallel) must still run on databases that already have the higher.
+            applied = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
+            for version, _name, sql in sorted(MIGRATIONS):
+                if version not in applied:
                     for statement in _statements(sql):
                         conn.execute(statement)
                     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                    current = version
-        return int(current)
+                    applied.add(version)
+        return int(max(applied, default=0))
 
     def close(self) -> None:
         self.conn.close()
@@ -79,6 +83,9 @@ def connect(path: Path | str) -> Database:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
+    # Freed space is zeroed, so an erased secret (a viewed one-time token) leaves no bytes
+    # behind in the database file; the WAL side is handled by a checkpoint after erasing.
+    conn.execute("PRAGMA secure_delete=ON")
     return Database(conn)
 
 
@@ -88,6 +95,9 @@ class SqliteStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.dispatches = SqliteDispatches(db)
+        self.tokens = SqliteTokens(db)
+        self.views = SqliteViews(db)
+        self.audit = SqliteAudit(db)
 
     async def close(self) -> None:
         self.db.close()

@@ -78,7 +78,8 @@ def _details(exc: ModelReinsError) -> list[str]:
 
 
 def add_home_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--home", help="ModelReins home (default $MODELREINS_HOME or ~/.modelreins)")
+    parser.add_argument(
+        "--home", help="ModelReins home (default $MODELREINS_HOME or ~/.modelreins)")
 
 
 def print_json(data: Any) -> None:

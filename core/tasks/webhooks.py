@@ -1,0 +1,375 @@
+"""Delivering a task run's result to its webhook, without becoming an SSRF gadget.
+
+A target is vetted before every attempt: http(s) only, and — unless the config allows it —
+every address the host resolves to must be public. The request then goes to the vetted
+address itself (``Host`` header and TLS SNI keep the name), so a DNS answer that changes
+between the check and the connect (rebinding) cannot steer it inside. Redirects are never
+followed, and the response body is never read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Literal
+from urllib.parse import SplitResult, urlsplit
+
+import anyio
+import anyio.to_thread
+import httpx2
+
+from core.errors import ValidationFailed, field_error
+from core.models import WireModel
+
+__all__ = [
+    "PAYLOAD_FORMATS",
+    "IPAddress",
+    "Resolver",
+    "Sleep",
+    "WebhookFormat",
+    "WebhookOutcome",
+    "WebhookPolicy",
+    "backoff",
+    "build_payload",
+    "check_target",
+    "deliver",
+    "is_public_address",
+    "resolve_host",
+    "validate_webhook_url",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+WebhookFormat = Literal["json", "slack"]
+
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+"""``(host, port) -> addresses`` as strings; raises :class:`OSError` when it cannot resolve."""
+
+Sleep = Callable[[float], Awaitable[None]]
+
+_SCHEMES = {"http": 80, "https": 443}
+_USER_AGENT = "ModelReins-Webhook/1"
+# Only these characters can form an inet_aton IPv4 spelling (127.1, 0x7f.1, 2130706433);
+# the pre-check keeps inet_aton's lenient parsing away from ordinary hostnames.
+_LEGACY_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class WebhookOutcome(WireModel):
+    """What became of one delivery, as stored on the run."""
+
+    status: Literal["delivered", "failed", "refused"]
+    attempts: int
+    last_error: str | None = None
+    http_status: int | None = None
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """Which non-public targets are allowed (config ``webhooks.allowPrivate`` / ``allow``).
+
+    ``allow`` holds hostnames (exact, case-insensitive), IP addresses or CIDRs.
+    ``allow_private`` lifts the address restriction entirely.
+    """
+
+    allow_private: bool = False
+    allow: Sequence[str] = ()
+    _hosts: frozenset[str] = field(init=False, repr=False, compare=False)
+    _networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for entry in self.allow:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                hosts.add(_canonical_host(entry))
+        object.__setattr__(self, "_hosts", frozenset(hosts))
+        object.__setattr__(self, "_networks", tuple(networks))
+
+    def allows_host(self, host: str) -> bool:
+        """Whether ``host`` is allow-listed by name."""
+        return _canonical_host(host) in self._hosts
+
+    def allows_address(self, address: IPAddress) -> bool:
+        """Whether ``address`` may be reached: public, or allowed by the config."""
+        if self.allow_private or is_public_address(address):
+            return True
+        return any(address.version == net.version and address in net for net in self._networks)
+
+
+def _canonical_host(host: str) -> str:
+    return host.strip().lower().rstrip(".")
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Whether ``address`` is a globally routable unicast address.
+
+    False for loopback, private, shared (CGNAT), link-local, unique-local, multicast,
+    reserved, documentation and unspecified ranges. IPv6 forms that embed an IPv4 address
+    (IPv4-mapped, 6to4, NAT64) are judged by the address they embed.
+    """
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return is_public_address(embedded)
+    if (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    ):
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return False
+    return address.is_global
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    """The address a host names literally, including inet_aton spellings like ``127.1``."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not _LEGACY_IPV4.fullmatch(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def _split(url: str) -> SplitResult:
+    """The parsed URL, or VALIDATION_ERROR on path ``webhook`` for a non-http(s) one."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - parsing the port is what validates it
+    except ValueError as exc:
+        raise field_error("webhook", f"not a valid URL: {exc}") from exc
+    if parts.scheme.lower() not in _SCHEMES:
+        raise field_error("webhook", f"scheme must be http or https, not '{parts.scheme}'")
+    if not parts.hostname:
+        raise field_error("webhook", "URL has no host")
+    return parts
+
+
+def validate_webhook_url(url: str) -> str:
+    """Cheap create-time check (scheme and host, no DNS); returns ``url`` unchanged."""
+    _split(url)
+    return url
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """The default :data:`Resolver`: ``getaddrinfo`` on a worker thread."""
+    infos = await anyio.to_thread.run_sync(
+        partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    )
+    return [str(info[4][0]) for info in infos]
+
+
+def _refusal(host: str, address: IPAddress) -> ValidationFailed:
+    shown = host if host == str(address) else f"{host} ({address})"
+    return field_error(
+        "webhook",
+        f"{shown} is not a public address; allow it with webhooks.allowPrivate or webhooks.allow",
+    )
+
+
+async def _vetted_address(url: str, policy: WebhookPolicy, resolver: Resolver) -> IPAddress | None:
+    """The address to connect to, or None to let the client resolve (a trusted host)."""
+    parts = _split(url)
+    host = _canonical_host(parts.hostname or "")
+    if policy.allow_private or policy.allows_host(host):
+        return None
+    literal = _literal_address(host)
+    if literal is None and (host == "localhost" or host.endswith(".localhost")):
+        # RFC 6761: these always mean this machine, whatever a resolver says.
+        literal = ipaddress.IPv4Address("127.0.0.1")
+    if literal is not None:
+        candidates: list[IPAddress] = [literal]
+    else:
+        port = parts.port or _SCHEMES[parts.scheme.lower()]
+        answers = await resolver(host, port)
+        if not answers:
+            raise OSError(f"no addresses for {host}")
+        candidates = [ipaddress.ip_address(answer.split("%")[0]) for answer in answers]
+    # Every answer must pass: the client may connect to any of them.
+    for address in candidates:
+        if not policy.allows_address(address):
+            raise _refusal(host, address)
+    return candidates[0]
+
+
+async def check_target(
+    url: str, policy: WebhookPolicy, *, resolver: Resolver = resolve_host
+) -> None:
+    """Refuse (VALIDATION_ERROR, path ``webhook``) a target the policy does not allow.
+
+    Refused: non-http(s) schemes, a missing host, and — unless allowed by name, address or
+    ``allow_private`` — any host resolving to a non-public address (:func:`is_public_address`).
+    Raises :class:`OSError` if the host cannot be resolved.
+    """
+    await _vetted_address(url, policy, resolver)
+
+
+def _json_payload(task_id: str, task_name: str, run: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"task": {"id": task_id, "name": task_name}, "run": run, "text": text}
+
+
+def _slack_escape(text: str) -> str:
+    # Slack reads <…> as links and mentions (<!channel>); model output must not ping people.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_payload(task_id: str, task_name: str, run: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"text": f"*{_slack_escape(task_name)}*: {_slack_escape(text)}"}
+
+
+PAYLOAD_FORMATS: dict[str, Callable[[str, str, dict[str, Any], str], dict[str, Any]]] = {
+    "json": _json_payload,
+    "slack": _slack_payload,
+}
+"""Payload builders by ``webhookFormat``."""
+
+
+def build_payload(
+    task_id: str, task_name: str, run: dict[str, Any], text: str, fmt: WebhookFormat = "json"
+) -> dict[str, Any]:
+    """The webhook body: JSON ``{task: {id, name}, run, text}`` or Slack ``{text}``.
+
+    Slack text is ``*name*: text`` with ``& < >`` escaped as Slack requires.
+    """
+    builder = PAYLOAD_FORMATS.get(fmt)
+    if builder is None:
+        raise field_error("webhookFormat", f"unknown format '{fmt}' (expected json or slack)")
+    return builder(task_id, task_name, run, text)
+
+
+def backoff(attempt: int, base: float = 1.0, factor: float = 2.0, cap: float = 30.0) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): ``base·factor^(n-1)``,
+    at most ``cap``."""
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, got {attempt}")
+    try:
+        return min(cap, base * factor ** (attempt - 1))
+    except OverflowError:
+        return cap
+
+
+@dataclass(frozen=True)
+class _Try:
+    """One attempt's result: ``retry`` says whether another attempt could help."""
+
+    delivered: bool
+    retry: bool
+    error: str | None = None
+    http_status: int | None = None
+
+
+def _pinned_request(
+    http: httpx2.AsyncClient,
+    url: str,
+    payload: dict[str, Any],
+    address: IPAddress | None,
+    timeout_s: float,
+) -> httpx2.Request:
+    try:
+        target = httpx2.URL(url.strip())
+    except httpx2.InvalidURL as exc:
+        raise field_error("webhook", f"not a valid URL: {exc}") from exc
+    headers = {"User-Agent": _USER_AGENT}
+    extensions: dict[str, Any] = {}
+    if address is not None:
+        headers["Host"] = target.netloc.decode("ascii")
+        extensions["sni_hostname"] = target.raw_host.decode("ascii")
+        target = target.copy_with(host=str(address))
+    return http.build_request(
+        "POST", target, json=payload, headers=headers, timeout=timeout_s, extensions=extensions
+    )
+
+
+async def _attempt(http: httpx2.AsyncClient, request: httpx2.Request, timeout_s: float) -> _Try:
+    timed_out = _Try(False, True, f"timed out after {timeout_s:g}s")
+    # httpx's timeout is per read; this bounds the whole attempt against a trickling target.
+    with anyio.move_on_after(timeout_s):
+        try:
+            response = await http.send(request, stream=True, follow_redirects=False)
+        except httpx2.TimeoutException:
+            return timed_out
+        except httpx2.TransportError as exc:
+            return _Try(False, True, f"connection failed: {exc!r}")
+        # The body is of no interest, and reading it would let the target stall us.
+        await response.aclose()
+        return _classify(response.status_code)
+    return timed_out
+
+
+def _classify(status: int) -> _Try:
+    if 200 <= status < 300:
+        return _Try(True, False, None, status)
+    if 300 <= status < 400:
+        return _Try(False, False, f"HTTP {status}: redirect not followed", status)
+    return _Try(False, status >= 500, f"HTTP {status}", status)
+
+
+async def deliver(
+    http: httpx2.AsyncClient,
+    url: str,
+    payload: dict[str, Any],
+    policy: WebhookPolicy,
+    *,
+    timeout_s: float = 10.0,
+    retries: int = 3,
+    sleep: Sleep = anyio.sleep,
+    resolver: Resolver = resolve_host,
+) -> WebhookOutcome:
+    """POST ``payload`` to ``url``; never raises for a delivery failure.
+
+    Up to ``retries`` more attempts, ``backoff(n)`` seconds after failed attempt ``n``, on
+    5xx, timeouts (``timeout_s`` bounds each whole attempt), connection and DNS errors;
+    none after a 4xx or a 3xx (redirects are not followed). A target the policy refuses
+    gives ``status="refused"`` with the attempts made so far (0 when refused up front).
+    """
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
+    last = _Try(False, True)
+    attempt = 0
+    for attempt in range(1, retries + 2):
+        if attempt > 1:
+            await sleep(backoff(attempt - 1))
+        try:
+            address = await _vetted_address(url, policy, resolver)
+            request = _pinned_request(http, url, payload, address, timeout_s)
+        except ValidationFailed as exc:
+            return WebhookOutcome(status="refused", attempts=attempt - 1, last_error=exc.message)
+        except OSError as exc:
+            last = _Try(False, True, f"could not resolve host: {exc}")
+        else:
+            last = await _attempt(http, request, timeout_s)
+        if last.delivered:
+            return WebhookOutcome(
+                status="delivered", attempts=attempt, http_status=last.http_status
+            )
+        if not last.retry:
+            break
+    return WebhookOutcome(
+        status="failed", attempts=attempt, last_error=last.error, http_status=last.http_status
+    )
