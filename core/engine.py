@@ -19,6 +19,8 @@ import httpx2
 from anyio.abc import TaskGroup
 
 from core import __version__
+from core.audit import AuditLog
+from core.auth import TokenService
 from core.bootstrap import ensure_home
 from core.clock import Clock, SystemClock
 from core.config import Settings, home_dir, load_settings
@@ -30,6 +32,7 @@ from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
 from core.principal import LOCAL, Principal
 from core.providers import Provider, provider_class
 from core.store import SqliteStore, Store, open_sqlite
+from core.views import ViewService
 
 __all__ = ["DB_FILE", "DispatchHandle", "Engine", "HealthInfo"]
 
@@ -93,6 +96,9 @@ class Engine:
         self.health = HealthTracker(self.clock)
         self.providers = providers if providers is not None else build_providers(settings, http)
         self.dispatcher = Dispatcher(settings, self.providers, store, self.health, self.clock)
+        self.tokens = TokenService(store.tokens, self.clock)
+        self.views = ViewService(store.views, self.clock, ttl_s=settings.server.view_ttl_s)
+        self.audit = AuditLog(store.audit, self.clock)
         self.started = time.monotonic()
         self._inflight: dict[str, DispatchHandle] = {}
         self._tg: TaskGroup | None = None

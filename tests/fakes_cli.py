@@ -31,6 +31,7 @@ __all__ = [
     "Gate",
     "is_running",
     "make_cli",
+    "pwned_files",
     "read_pids",
     "wait_dead",
 ]
@@ -168,6 +169,11 @@ class Gate:
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
         os.close(self._fd)
+
+
+def pwned_files(root: Path) -> list[Path]:
+    """Files named ``PWNED*`` under ``root``: what a shell running an injected prompt leaves."""
+    return sorted(root.rglob("PWNED*"))
 
 
 def read_pids(path: Path) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from tests.fakes_cli import (
     Gate,
     is_running,
     make_cli,
+    pwned_files,
     read_pids,
     wait_dead,
 )
@@ -235,7 +236,7 @@ async def test_arguments_are_passed_literally_never_through_a_shell(tmp_path: Pa
     result = await run([cli, out, *args], cwd=tmp_path)
     assert result.exit_code == 0
     assert out.read_text() == json.dumps(args)
-    assert list(tmp_path.rglob("PWNED*")) == []
+    assert pwned_files(tmp_path) == []
 
 
 @pytest.mark.parametrize("argv0", ["/nonexistent/dir/tool", "no-such-command-modelreins"])

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import ModelReinsError
 from core.models import Usage
@@ -37,7 +37,7 @@ _ERROR_STATUS = {
 class AnthropicConfig(HttpConfig):
     type: Literal["anthropic"] = "anthropic"
     base_url: str = "https://api.anthropic.com"
-    api_key: ApiKey
+    api_key: ApiKey = Field(repr=False)
     anthropic_version: str = "2023-06-01"
 
     def secret_fields(self) -> tuple[str, ...]:

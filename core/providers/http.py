@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, TypeVar
 
 import httpx2
-from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, StringConstraints, ValidationError, field_validator
 
 from core.errors import (
     ModelReinsError,
@@ -63,15 +63,24 @@ M = TypeVar("M", bound=BaseModel)
 MESSAGE_LIMIT = 300
 """Longest upstream error text quoted in one of our messages."""
 
-ApiKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), Field(repr=False)]
-"""A credential: surrounding whitespace (a pasted newline) dropped, hidden from ``repr``."""
+ApiKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+"""A credential, surrounding whitespace (a pasted newline) dropped. Declare fields of this type
+with ``Field(repr=False)`` so a logged config never shows it."""
+
+
+def _spellings(secret: str) -> list[str]:
+    # Error texts often quote a value through repr() (h11 prints b'…' header values), which
+    # escapes control characters: scrub those spellings too.
+    escaped = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]}
+    return sorted(escaped, key=len, reverse=True)
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every occurrence of every non-empty secret replaced by ``***``."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "***")
+            for spelling in _spellings(secret):
+                text = text.replace(spelling, "***")
     return text
 
 
@@ -228,11 +237,13 @@ def _describe(exc: httpx2.HTTPError) -> str:
 
 
 def _chain_leaks(exc: BaseException, secrets: tuple[str, ...]) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if any(secret and secret in str(seen) for secret in secrets):
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if scrub(str(current), secrets) != str(current):
             return True
-        seen = seen.__cause__ or seen.__context__
+        current = current.__cause__ or current.__context__
     return False
 
 

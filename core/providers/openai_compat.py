@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.models import Usage
 from core.providers.base import Completion, ProviderCall, StreamEnd, StreamEvent, TextDelta
@@ -26,7 +26,7 @@ _STRUCTURAL = frozenset({"model", "messages", "stream", "stream_options"})
 
 class OpenAICompatConfig(HttpConfig):
     type: Literal["openai-compat"] = "openai-compat"
-    api_key: ApiKey | None = None
+    api_key: ApiKey | None = Field(default=None, repr=False)
     auth_header: str | None = None
     stream: bool = False
 

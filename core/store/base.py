@@ -69,8 +69,8 @@ class TokenRepo(Protocol):
         """Set ``revoked_at`` unless already set; the row as it now is, None if unknown."""
         ...
 
-    async def touch(self, token_id: str, at: datetime, *, stale_before: datetime) -> bool:
-        """Set ``last_used_at = at`` only if it is unset or older than ``stale_before``."""
+    async def touch(self, token_id: str, at: datetime, *, stale_at: datetime) -> bool:
+        """Set ``last_used_at = at`` only if it is unset or not after ``stale_at``."""
         ...
 
     async def has_admin(self) -> bool:
@@ -95,9 +95,10 @@ class ViewRepo(Protocol):
     async def add(self, row: ViewRow) -> None: ...
 
     async def take(self, nonce_hash: str, now: datetime) -> ViewRow | None:
-        """The row as it was before this call, atomically consuming it: a live secret is
-        erased and ``viewed_at`` set; an expired one is erased. Erased values must not
-        survive in the backend's files."""
+        """Atomically consume the view: a live secret (unviewed, unexpired) is returned in
+        the row as it was and erased with ``viewed_at`` set; otherwise the row comes back
+        with ``secret=None`` and any expired secret is erased. Erased values must not
+        survive in the backend's files. None if there is no such view."""
         ...
 
     async def sweep(self, now: datetime, *, purge_before: datetime) -> int:

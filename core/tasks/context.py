@@ -62,16 +62,32 @@ def read_context(path: str, allowed_dirs: Sequence[str], max_bytes: int = 64 * 1
         raise _error(f"{path} does not exist") from exc
     except OSError as exc:
         raise _error(f"{path} cannot be read: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise _error(f"{path} is {kind}")
         truncated = info.st_size > max_bytes
         if truncated:
-            handle.seek(info.st_size - max_bytes)
-        data = handle.read(max_bytes)
+            os.lseek(fd, info.st_size - max_bytes, os.SEEK_SET)
+        data = _read_up_to(fd, max_bytes)
+    except OSError as exc:
+        raise _error(f"{path} cannot be read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
     return _tail_text(data, truncated)
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining > 0:
+        chunk = os.read(fd, remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def _tail_text(data: bytes, truncated: bool) -> str:

@@ -3,8 +3,9 @@
 A target is vetted before every attempt: http(s) only, and — unless the config allows it —
 every address the host resolves to must be public. The request then goes to the vetted
 address itself (``Host`` header and TLS SNI keep the name), so a DNS answer that changes
-between the check and the connect (rebinding) cannot steer it inside. Redirects are never
-followed, and the response body is never read.
+between the check and the connect (rebinding) cannot steer it inside. Hosts the config
+trusts by name (or every host, with ``allowPrivate``) are left to the client to resolve.
+Redirects are never followed, and the response body is never read.
 """
 
 from __future__ import annotations
@@ -193,6 +194,19 @@ def _refusal(host: str, address: IPAddress) -> ValidationFailed:
     )
 
 
+async def _resolve(resolver: Resolver, host: str, port: int) -> list[IPAddress]:
+    """The resolver's answers as addresses; :class:`OSError` for any failure to resolve."""
+    try:
+        answers = await resolver(host, port)
+        # Drop an IPv6 zone (fe80::1%eth0): the address alone decides what it is.
+        addresses = [ipaddress.ip_address(answer.split("%")[0]) for answer in answers]
+    except ValueError as exc:  # also UnicodeError, for a name IDNA cannot encode
+        raise OSError(f"cannot resolve {host}: {exc}") from exc
+    if not addresses:
+        raise OSError(f"no addresses for {host}")
+    return addresses
+
+
 async def _vetted_address(url: str, policy: WebhookPolicy, resolver: Resolver) -> IPAddress | None:
     """The address to connect to, or None to let the client resolve (a trusted host)."""
     parts = _split(url)
@@ -207,11 +221,8 @@ async def _vetted_address(url: str, policy: WebhookPolicy, resolver: Resolver) -
         candidates: list[IPAddress] = [literal]
     else:
         port = parts.port or _SCHEMES[parts.scheme.lower()]
-        answers = await resolver(host, port)
-        if not answers:
-            raise OSError(f"no addresses for {host}")
-        candidates = [ipaddress.ip_address(answer.split("%")[0]) for answer in answers]
-    # Every answer must pass: the client may connect to any of them.
+        candidates = await _resolve(resolver, host, port)
+    # Only the first is used, but a name with any non-public answer is refused outright.
     for address in candidates:
         if not policy.allows_address(address):
             raise _refusal(host, address)
@@ -315,7 +326,7 @@ async def _attempt(http: httpx2.AsyncClient, request: httpx2.Request, timeout_s:
         except httpx2.TimeoutException:
             return timed_out
         except httpx2.TransportError as exc:
-            return _Try(False, True, f"connection failed: {exc!r}")
+            return _Try(False, True, f"connection failed ({type(exc).__name__}): {exc}")
         # The body is of no interest, and reading it would let the target stall us.
         await response.aclose()
         return _classify(response.status_code)

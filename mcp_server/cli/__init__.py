@@ -18,6 +18,9 @@ __all__ = ["main"]
 COMMAND_MODULES = [
     "mcp_server.cli.config_cmd",
     "mcp_server.cli.dispatch_cmd",
+    "mcp_server.cli.token_cmd",
+    "mcp_server.cli.mcp_cmd",
+    "mcp_server.cli.serve_cmd",
 ]
 
 

@@ -1,4 +1,4 @@
-"""``python -m mcp_server.cli`` is the ``modelreins`` command."""
+"""``python -m mcp_server.cli`` — the same as the ``modelreins`` console script."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx2
@@ -12,7 +14,7 @@ from core.errors import ModelReinsError
 from core.models import Usage
 from core.providers import provider_class
 from core.providers.anthropic import AnthropicConfig, AnthropicProvider
-from tests.fakes import FakeUpstream, Mode, fake_anthropic
+from tests.fakes import Mode, fake_anthropic
 from tests.providers.helpers import (
     KEY,
     ask,
@@ -80,8 +82,13 @@ async def test_config_defaults_fill_the_body_and_the_call_wins(http: httpx2.Asyn
         )
         await provider.complete(ask("one"))
         defaults = up.last
-        call = ask("two", model="claude-other", system="be loud", max_tokens=10,
-                   options={"temperature": 0.9})
+        call = ask(
+            "two",
+            model="claude-other",
+            system="be loud",
+            max_tokens=10,
+            options={"temperature": 0.9},
+        )
         await provider.complete(call)
         overridden = up.last
     assert defaults.headers["anthropic-version"] == "2024-01-01"
@@ -164,10 +171,12 @@ async def test_rate_limit_carries_retry_after_seconds(http: httpx2.AsyncClient) 
 
 
 async def test_rate_limit_reads_an_http_date_retry_after(http: httpx2.AsyncClient) -> None:
-    async with fake_anthropic(mode="rate_limit", retry_after="Wed, 21 Oct 2015 07:28:00 GMT") as up:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    async with fake_anthropic(mode="rate_limit", retry_after=when) as up:
         _, error = await failure(adapter(http, up.url), ask(), streaming=False)
     assert error.code == "RATE_LIMITED"
-    assert error.retry_after == 0.0
+    assert error.retry_after is not None
+    assert 100 <= error.retry_after <= 121
 
 
 async def test_rejected_key_is_never_echoed(http: httpx2.AsyncClient) -> None:
@@ -188,12 +197,15 @@ async def test_error_event_in_a_stream_is_classified_by_its_type(
     )
 
 
-@pytest.mark.parametrize(("mode", "streaming", "before"), [
-    ("hang", False, []),
-    ("hang", True, []),
-    ("stall", False, []),
-    ("stall", True, ["partial "]),
-])
+@pytest.mark.parametrize(
+    ("mode", "streaming", "before"),
+    [
+        ("hang", False, []),
+        ("hang", True, []),
+        ("stall", False, []),
+        ("stall", True, ["partial "]),
+    ],
+)
 async def test_silence_beyond_the_timeout_is_provider_timeout(
     http: httpx2.AsyncClient, mode: Mode, streaming: bool, before: list[str]
 ) -> None:
@@ -247,7 +259,3 @@ async def test_ping_of_an_unreachable_host_fails(http: httpx2.AsyncClient) -> No
     with refused_url() as url, pytest.raises(ModelReinsError) as caught:
         await adapter(http, url).ping()
     assert caught.value.code == "PROVIDER_ERROR"
-
-
-def _unused(up: FakeUpstream) -> None:
-    """Keeps the FakeUpstream import honest for type checkers reading this module."""

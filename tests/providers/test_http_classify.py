@@ -43,8 +43,14 @@ OPENAI_ERROR = json.dumps({"error": {"message": "model not found", "type": "inva
         (500, {}, "", "PROVIDER_ERROR", True, None),
         (502, {}, "<html>bad gateway</html>", "PROVIDER_ERROR", True, None),
         (503, {"Retry-After": "20"}, "", "PROVIDER_ERROR", True, 20.0),
-        (529, {}, '{"type":"error","error":{"type":"overloaded_error"}}', "PROVIDER_ERROR",
-         True, None),
+        (
+            529,
+            {},
+            '{"type":"error","error":{"type":"overloaded_error"}}',
+            "PROVIDER_ERROR",
+            True,
+            None,
+        ),
         (302, {}, "", "PROVIDER_ERROR", False, None),
     ],
 )
@@ -100,7 +106,10 @@ def test_classify_label_replaces_the_http_status_in_messages() -> None:
     ("body", "expected"),
     [
         ('{"error": {"message": "nope", "type": "x"}}', "nope"),
-        ('{"type": "error", "error": {"type": "x", "message": "anthropic says"}}', "anthropic says"),
+        (
+            '{"type": "error", "error": {"type": "x", "message": "anthropic says"}}',
+            "anthropic says",
+        ),
         ('{"error": "ollama says"}', "ollama says"),
         ('{"message": "plain"}', "plain"),
         ('{"detail": "fastapi style"}', "fastapi style"),
@@ -168,17 +177,32 @@ REQUEST = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
 @pytest.mark.parametrize(
     ("exc", "kind", "code", "retriable", "phrase"),
     [
-        (httpx2.ConnectError("[Errno 111] refused"), ProviderError, "PROVIDER_ERROR", True,
-         "connection refused"),
+        (
+            httpx2.ConnectError("[Errno 111] refused"),
+            ProviderError,
+            "PROVIDER_ERROR",
+            True,
+            "connection refused",
+        ),
         (httpx2.ConnectTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "connecting"),
         (httpx2.ReadTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "stopped answering"),
         (httpx2.WriteTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "stopped answering"),
         (httpx2.PoolTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "no free connection"),
         (httpx2.ReadError("reset"), ProviderError, "PROVIDER_ERROR", True, "mid-response"),
-        (httpx2.RemoteProtocolError("peer closed"), ProviderError, "PROVIDER_ERROR", True,
-         "mid-response"),
-        (httpx2.DecodingError("bad gzip"), ProviderError, "PROVIDER_ERROR", True,
-         "bad upstream payload"),
+        (
+            httpx2.RemoteProtocolError("peer closed"),
+            ProviderError,
+            "PROVIDER_ERROR",
+            True,
+            "mid-response",
+        ),
+        (
+            httpx2.DecodingError("bad gzip"),
+            ProviderError,
+            "PROVIDER_ERROR",
+            True,
+            "bad upstream payload",
+        ),
         (httpx2.UnsupportedProtocol("ftp"), ProviderError, "PROVIDER_ERROR", False, "cannot send"),
     ],
 )
@@ -211,8 +235,9 @@ def test_own_errors_pass_through_scrubbed() -> None:
 
 
 def test_transport_errors_never_show_userinfo_of_the_base_url() -> None:
-    with pytest.raises(ProviderError) as caught, map_transport_errors(
-        "up", "https://user:hunter22@example.test:8443/v1"
+    with (
+        pytest.raises(ProviderError) as caught,
+        map_transport_errors("up", "https://user:hunter22@example.test:8443/v1"),
     ):
         raise httpx2.ConnectError("")
     assert "example.test:8443" in caught.value.message

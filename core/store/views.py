@@ -1,0 +1,87 @@
+"""One-time views in SQLite, erased so that no copy of a viewed secret stays on disk.
+
+Erasing is an ``UPDATE … SET secret = NULL`` under ``PRAGMA secure_delete=ON`` (set on
+every connection), which zeroes the freed bytes in the page. In WAL mode the old page
+images, including the frame that first wrote the secret, still sit in the ``-wal`` file;
+a ``wal_checkpoint(TRUNCATE)`` after each erase copies the clean pages into the database
+and empties the WAL. A checkpoint can be held up by another process's open read; it is
+then retried on the next sweep.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from core.clock import from_iso, iso
+from core.store.base import ViewRow
+
+if TYPE_CHECKING:
+    from core.store.sqlite import Database
+
+__all__ = ["SqliteViews"]
+
+INSERT = """
+INSERT INTO views (nonce_hash, name, kind, secret, created_at, expires_at, viewed_at)
+VALUES (?, ?, ?, ?, ?, ?, NULL)
+"""
+SELECT_ONE = "SELECT * FROM views WHERE nonce_hash = ?"
+CONSUME = "UPDATE views SET secret = NULL, viewed_at = ? WHERE nonce_hash = ?"
+ERASE_ONE = "UPDATE views SET secret = NULL WHERE nonce_hash = ?"
+ERASE_EXPIRED = "UPDATE views SET secret = NULL WHERE secret IS NOT NULL AND expires_at <= ?"
+PURGE_TOMBSTONES = "DELETE FROM views WHERE secret IS NULL AND expires_at < ?"
+CHECKPOINT = "PRAGMA wal_checkpoint(TRUNCATE)"
+
+
+def _view(r: sqlite3.Row) -> ViewRow:
+    return ViewRow(
+        nonce_hash=r["nonce_hash"],
+        name=r["name"],
+        kind=r["kind"],
+        secret=r["secret"],
+        created_at=from_iso(r["created_at"]),
+        expires_at=from_iso(r["expires_at"]),
+        viewed_at=from_iso(r["viewed_at"]) if r["viewed_at"] else None,
+    )
+
+
+class SqliteViews:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._unscrubbed = False
+
+    async def add(self, row: ViewRow) -> None:
+        self.db.conn.execute(INSERT, (
+            row.nonce_hash, row.name, row.kind, row.secret, iso(row.created_at),
+            iso(row.expires_at),
+        ))
+
+    async def take(self, nonce_hash: str, now: datetime) -> ViewRow | None:
+        with self.db.transaction() as conn:
+            found = conn.execute(SELECT_ONE, (nonce_hash,)).fetchone()
+            if found is None:
+                return None
+            before = _view(found)
+            if before.secret is None:
+                return before
+            live = before.viewed_at is None and before.expires_at > now
+            if live:
+                conn.execute(CONSUME, (iso(now), nonce_hash))
+            else:
+                conn.execute(ERASE_ONE, (nonce_hash,))
+        self._scrub()
+        return before if live else replace(before, secret=None)
+
+    async def sweep(self, now: datetime, *, purge_before: datetime) -> int:
+        with self.db.transaction() as conn:
+            erased = conn.execute(ERASE_EXPIRED, (iso(now),)).rowcount
+            purged = conn.execute(PURGE_TOMBSTONES, (iso(purge_before),)).rowcount
+        if erased or purged or self._unscrubbed:
+            self._scrub()
+        return int(erased)
+
+    def _scrub(self) -> None:
+        busy, _frames, _done = self.db.conn.execute(CHECKPOINT).fetchone()
+        self._unscrubbed = bool(busy)
