@@ -139,7 +139,7 @@ async def _spawn(
 ) -> Process:
     directory = None if cwd is None else os.fspath(cwd)
     try:
-        return await anyio.open_process(argv, env=env, cwd=directory, start_new_session=True)
+        return await anyio.open_process(argv, env=env, cwd=directory, start_new_session=False)
     except OSError as exc:
         # subprocess names the directory, as given, in the exception when chdir failed.
         if directory is not None and exc.filename == directory:

@@ -19,7 +19,7 @@ from mcp_server.auth import error_response
 __all__ = ["LOOPBACK_NAMES", "HostGuard", "allowed_names", "host_name"]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - names, not a bind
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 
 
 def _bracket(name: str) -> str:

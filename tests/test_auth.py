@@ -10,6 +10,7 @@ from core.auth import PREFIX_LEN, TokenService, hash_token, new_token
 from core.clock import FakeClock
 from core.errors import NotFound, Unauthorized, ValidationFailed
 from core.store import SqliteStore, open_sqlite
+from core.store.base import TokenRow
 from core.store.tokens import SqliteTokens
 
 USER_SCOPES = ["dispatch", "jobs:read"]
@@ -127,7 +128,7 @@ async def test_revoke_elsewhere_takes_effect_within_a_second(
 class CountingTokens(SqliteTokens):
     lookups = 0
 
-    async def by_hash(self, token_hash: str) -> object:  # type: ignore[override]
+    async def by_hash(self, token_hash: str) -> TokenRow | None:
         self.lookups += 1
         return await super().by_hash(token_hash)
 
@@ -210,7 +211,7 @@ async def test_minting_input_is_validated(
 ) -> None:
     with pytest.raises(ValidationFailed) as caught:
         await tokens.mint(**kwargs)  # type: ignore[arg-type]
-    assert [d["path"] for d in caught.value.details or []] == [path]  # type: ignore[index,union-attr]
+    assert [d["path"] for d in caught.value.details or []] == [path]  # type: ignore[index]
 
 
 async def test_scopes_are_deduplicated_in_canonical_order(tokens: TokenService) -> None:

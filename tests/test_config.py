@@ -49,8 +49,8 @@ def test_full_design_example_is_valid() -> None:
     claude = settings.providers["claude"]
     assert claude.max_tokens == 8192
     assert claude.timeout_s == 120.0
-    assert getattr(claude, "api_key") == "sk-ant-secret-value-1234"
-    assert getattr(settings.providers["local-claude-code"], "env") == {
+    assert claude.api_key == "sk-ant-secret-value-1234"
+    assert settings.providers["local-claude-code"].env == {
         "ANTHROPIC_API_KEY": "sk-ant-secret-value-1234"
     }
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 from core.auth import new_token
 from core.clock import FakeClock
-from core.errors import Gone
+from core.errors import Gone, ValidationFailed
 from core.store import SqliteStore, open_sqlite
 from core.views import TOMBSTONE_KEEP, ViewService
 
@@ -165,5 +166,9 @@ async def test_tombstones_are_purged_after_the_keep_period(
 
 
 async def test_empty_secret_is_refused(views: ViewService) -> None:
-    with pytest.raises(Exception, match="secret"):
+    with pytest.raises(ValidationFailed, match="secret"):
         await views.create("", name="a", kind="user")
+
+
+def test_database_file_is_private(store: SqliteStore, db_path: Path) -> None:
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600

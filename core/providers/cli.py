@@ -143,7 +143,7 @@ class CliProvider(Provider):
         outcome: list[ProcessResult | ModelReinsError] = []
 
         async def forward(chunk: bytes) -> None:
-            if text := chunk.decode(errors='replace'):
+            if text := decoder.decode(chunk):
                 send.send_nowait(text)
 
         async def produce() -> None:

@@ -8,6 +8,7 @@ serialize on SQLite's lock (``busy_timeout``) rather than fail.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,6 +76,9 @@ def _statements(script: str) -> list[str]:
 
 
 def connect(path: Path | str) -> Database:
+    if str(path) != ":memory:":
+        # The file holds unviewed one-time secrets; SQLite gives -wal/-shm the same mode.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     conn = sqlite3.connect(
         str(path), isolation_level=None, check_same_thread=False, timeout=10.0
     )

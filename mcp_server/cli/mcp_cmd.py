@@ -1,4 +1,4 @@
-"""``modelreins mcp``: the MCP tools over stdio, for ``claude mcp add modelreins -- modelreins mcp``.
+"""``modelreins mcp``: the MCP tools over stdio (``claude mcp add modelreins -- modelreins mcp``).
 
 stdout carries the protocol and nothing else: logs go to stderr, and while serving the SDK
 points fd 1 at stderr so stray output (a provider's child process) cannot corrupt the stream.

@@ -114,9 +114,10 @@ class Call:
         async with anyio.create_task_group() as tg:
             tg.start_soon(tick)
             try:
-                return await work
+                result = await work
             finally:
                 tg.cancel_scope.cancel()
+        return result
 
 
 Render = Callable[[Any], str]
@@ -213,10 +214,12 @@ def adapt(spec: ToolSpec, engine: EngineSource, principal_of: PrincipalSource) -
     run.__signature__ = published  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in params}
     run.__annotations__["return"] = published.return_annotation
-    del run.__wrapped__  # type: ignore[attr-defined]
-    return ReinsTool.from_function(
+    del run.__wrapped__
+    tool = ReinsTool.from_function(
         run, name=spec.name, title=spec.title, annotations=spec.annotations,
         description=inspect.cleandoc(body.__doc__ or ""))
+    assert isinstance(tool, ReinsTool)
+    return tool
 
 
 class ReinsTool(Tool):

@@ -109,7 +109,7 @@ async def mr_history(
         min_length=1, description="Only dispatches served by this provider.")] = None,
     status: Annotated[Literal["success", "error"] | None, Field(
         description="Only dispatches that ended this way.")] = None,
-    id: Annotated[str | None, Field(  # noqa: A002 - the wire name callers use
+    id: Annotated[str | None, Field(
         pattern=r"^dsp_[0-9A-Za-z]+$",
         description="One dispatch by id (use it to poll a 'running' dispatch); other "
                     "filters are ignored.",

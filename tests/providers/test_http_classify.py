@@ -165,6 +165,7 @@ def test_parse_retry_after_reads_seconds_and_http_dates(
         ("nothing", ["sk-1"], "nothing"),
         ("empty secret ignored", [""], "empty secret ignored"),
         ("a b", ["a", "b"], "*** ***"),
+        ("b'Bearer k\\r\\nx'", ["k\r\nx"], "b'Bearer ***'"),
     ],
 )
 def test_scrub_replaces_every_secret(text: str, secrets: list[str], expected: str) -> None:

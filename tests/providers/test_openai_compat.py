@@ -15,7 +15,7 @@ from core.models import Usage
 from core.providers import provider_class
 from core.providers.base import TextDelta
 from core.providers.openai_compat import OpenAICompatConfig, OpenAICompatProvider
-from tests.fakes import Mode, fake_openai
+from tests.fakes import Mode, fake_openai, fake_upstream_in_thread
 from tests.providers.helpers import (
     KEY,
     ask,
@@ -283,3 +283,15 @@ async def test_ping_failure_is_classified(
         with pytest.raises(ModelReinsError) as caught:
             await adapter(http, up.url, timeout=300).ping()
     assert (caught.value.code, caught.value.retriable) == (code, retriable)
+
+
+def test_the_fake_serves_sync_clients_from_a_thread_and_releases_hangs() -> None:
+    with fake_upstream_in_thread("openai", reply="from a thread") as up:
+        with httpx2.Client(trust_env=False, timeout=5) as client:
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            answer = client.post(up.url + "/chat/completions", json=body).json()
+            up.mode = "hang"
+            with pytest.raises(httpx2.ReadTimeout):
+                client.post(up.url + "/chat/completions", json=body, timeout=0.2)
+    assert answer["choices"][0]["message"]["content"] == "from a thread"
+    assert [r.path for r in up.requests] == ["/v1/chat/completions"] * 2
