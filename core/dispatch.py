@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import aclosing
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -179,12 +180,15 @@ class Dispatcher:
             parts: list[str] = []
             end: StreamEnd | None = None
             try:
-                async for event in self.providers[name].stream(call):
-                    if isinstance(event, TextDelta):
-                        parts.append(event.text)
-                        yield event
-                    else:
-                        end = event
+                # aclosing: if our consumer stops early, the provider's stream (and e.g. the
+                # CLI process behind it) is closed here, in this task, not by the GC later.
+                async with aclosing(self.providers[name].stream(call)) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            parts.append(event.text)
+                            yield event
+                        else:
+                            end = event
                 if end is None:
                     raise ProviderError("stream ended without a final event", provider=name)
             except Exception as raw:

@@ -8,6 +8,7 @@ CLI — are thin translations onto its methods and services.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -31,7 +32,10 @@ from core.ids import new_id
 from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
 from core.principal import LOCAL, Principal
 from core.providers import Provider, provider_class
+from core.queue import QueueService
 from core.store import SqliteStore, Store, open_sqlite
+from core.tasks.scheduler import OnFire, Scheduler, Sleeper, sleep_or_wake
+from core.tasks.service import TaskService
 from core.views import ViewService
 
 __all__ = ["DB_FILE", "DispatchHandle", "Engine", "HealthInfo"]
@@ -70,11 +74,16 @@ def build_providers(settings: Settings, http: httpx2.AsyncClient) -> dict[str, P
     }
 
 
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+"""Without it a request written as headers then body waits on the peer's delayed ACK:
+~40 ms added to every upstream call (measured by bench/dispatch_overhead.py)."""
+
+
 def new_http_client() -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(
-        limits=httpx2.Limits(max_connections=512, max_keepalive_connections=128),
-        follow_redirects=False,
-    )
+    """The one outbound HTTP client the engine's providers share."""
+    limits = httpx2.Limits(max_connections=512, max_keepalive_connections=128)
+    transport = httpx2.AsyncHTTPTransport(limits=limits, socket_options=NODELAY)
+    return httpx2.AsyncClient(transport=transport, follow_redirects=False)
 
 
 class Engine:
@@ -99,6 +108,9 @@ class Engine:
         self.tokens = TokenService(store.tokens, self.clock)
         self.views = ViewService(store.views, self.clock, ttl_s=settings.server.view_ttl_s)
         self.audit = AuditLog(store.audit, self.clock)
+        self.tasks = TaskService(store, self, self.clock, settings, http)
+        self.scheduler: Scheduler | None = None
+        self.queue = QueueService(store, self.clock, settings.queue, audit=self.audit)
         self.started = time.monotonic()
         self._inflight: dict[str, DispatchHandle] = {}
         self._tg: TaskGroup | None = None
@@ -130,6 +142,7 @@ class Engine:
             failure: BaseException | None = None
             async with anyio.create_task_group() as tg:
                 engine._tg = tg
+                await tg.start(opened.background)
                 try:
                     yield engine
                 except BaseException as exc:
@@ -168,23 +181,26 @@ class Engine:
         return chosen, chosen == self.settings.default_provider
 
     async def dispatch(
-        self, req: DispatchRequest, *, wait_s: float | None = None, principal: Principal = LOCAL
+        self, req: DispatchRequest, *, wait_s: float | None = None, principal: Principal = LOCAL,
+        dispatch_id: str | None = None,
     ) -> DispatchRecord:
         """Serve ``req``. With ``wait_s``, return a ``running`` record if it takes longer;
-        the dispatch goes on and lands in history under that id."""
+        the dispatch goes on and lands in history under that id. ``dispatch_id`` chooses
+        the id it is recorded under (a new one if omitted)."""
         if wait_s is None:
-            return await self.dispatcher.dispatch(req, allowed=principal.providers)
-        handle = self.start_dispatch(req, principal=principal)
+            return await self.dispatcher.dispatch(req, dispatch_id=dispatch_id,
+                                                  allowed=principal.providers)
+        handle = self.start_dispatch(req, principal=principal, dispatch_id=dispatch_id)
         with anyio.move_on_after(wait_s):
             await handle.done.wait()
         return handle.outcome()
 
-    def start_dispatch(self, req: DispatchRequest, *, principal: Principal = LOCAL
-                       ) -> DispatchHandle:
+    def start_dispatch(self, req: DispatchRequest, *, principal: Principal = LOCAL,
+                       dispatch_id: str | None = None) -> DispatchHandle:
         """Start ``req`` in the background; validation errors raise here, at once."""
         self.dispatcher.call_for(req)
         first = self.dispatcher.chain(req.provider, principal.providers)[0]
-        dispatch_id = new_id("dsp")
+        dispatch_id = dispatch_id or new_id("dsp")
         prompt = req.prompt if req.prompt is not None else (req.messages or [])[-1].content
         handle = DispatchHandle(dispatch_id, DispatchRecord(
             id=dispatch_id, status="running", prompt=prompt, provider=first,
@@ -225,6 +241,18 @@ class Engine:
         items, total = await self.store.dispatches.page(
             limit=limit, offset=offset, provider=provider, status=status)
         return Page[DispatchRecord](items=items, total=total, limit=limit, offset=offset)
+
+    # -- scheduler --------------------------------------------------------------------
+
+    def start_scheduler(self, *, on_fire: OnFire | None = None, sleep: Sleeper | None = None
+                        ) -> Scheduler:
+        """Run the task scheduler in the engine's task group (once; later calls return the
+        running one). It stops, giving up its lease, when the engine closes."""
+        if self.scheduler is None:
+            self.scheduler = Scheduler(self.tasks, self.store, self.clock, self.settings.tasks,
+                                       sleep=sleep or sleep_or_wake, on_fire=on_fire)
+            self.task_group.start_soon(self.scheduler.run)
+        return self.scheduler
 
     # -- providers --------------------------------------------------------------------
 

@@ -97,10 +97,12 @@ async def run_process(
 ) -> ProcessResult:
     """Run ``argv`` to completion with ``stdin`` as its input, within ``timeout_s`` seconds.
 
+    ``argv`` goes through :func:`split_command` (a string is split, an empty one refused).
     ``env`` is the child's whole environment (``None``: inherit ours); ``cwd`` its working
-    directory. ``on_output`` is awaited with each stdout chunk as it arrives; an exception it
-    raises stops the command and propagates as itself. A non-zero exit is a result, not an
-    error: callers decide what it means.
+    directory. ``on_output`` is awaited with each stdout chunk within the cap as it arrives;
+    an exception it raises stops the command and propagates as itself. ``kill_grace_s`` is
+    the time between SIGTERM and SIGKILL when the group is stopped. A non-zero exit is a
+    result, not an error: callers decide what it means.
 
     Raises :class:`~core.errors.ProviderTimeout` after killing the process group when the
     deadline passes, and :class:`~core.errors.ProviderError` when the command cannot be started.
@@ -139,7 +141,7 @@ async def _spawn(
 ) -> Process:
     directory = None if cwd is None else os.fspath(cwd)
     try:
-        return await anyio.open_process(argv, env=env, cwd=directory, start_new_session=False)
+        return await anyio.open_process(argv, env=env, cwd=directory, start_new_session=True)
     except OSError as exc:
         # subprocess names the directory, as given, in the exception when chdir failed.
         if directory is not None and exc.filename == directory:
@@ -188,6 +190,10 @@ async def _stop_group(proc: Process, grace_s: float) -> None:
         with anyio.move_on_after(grace_s):
             await proc.wait()
     _signal_group(proc.pid, signal.SIGKILL)
+    if proc.returncode is None:
+        # Cannot happen to a session leader, but a leader outside its group must not hang us.
+        with suppress(ProcessLookupError):
+            proc.kill()
     await proc.wait()
 
 

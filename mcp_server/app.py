@@ -25,7 +25,6 @@ from core.config import ServerConfig
 from core.engine import Engine
 from mcp_server.auth import BearerAuth, request_principal
 from mcp_server.hosts import HostGuard, allowed_names
-from mcp_server.runtime import start_scheduler
 from mcp_server.server import build_server
 
 __all__ = [
@@ -111,7 +110,7 @@ def build_app(
                 for part in parts:
                     if part.lifespan is not None:
                         await stack.enter_async_context(part.lifespan())
-                await start_scheduler(engine)
+                engine.start_scheduler()
                 if on_ready is not None:
                     await on_ready(engine)
                 yield

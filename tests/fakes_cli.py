@@ -8,8 +8,10 @@ variable parts (a pid file, a gate) as arguments, so one body serves every test.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import textwrap
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
@@ -30,6 +32,7 @@ __all__ = [
     "UPPER",
     "Gate",
     "is_running",
+    "kill_listed",
     "make_cli",
     "pwned_files",
     "read_pids",
@@ -182,6 +185,16 @@ def read_pids(path: Path) -> tuple[int, int]:
     return int(pid), int(grandchild)
 
 
+def kill_listed(pid_file: Path) -> None:
+    """SIGKILL whatever listed in ``pid_file`` still runs, so a failing test leaks no process."""
+    if not pid_file.exists():
+        return
+    for pid in read_pids(pid_file):
+        if is_running(pid):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def is_running(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie (dead, waiting for its parent to reap it)."""
     try:
@@ -210,7 +223,7 @@ async def wait_dead(pid: int, timeout_s: float = 5.0) -> None:
         with anyio.fail_after(timeout_s):
             await anyio.wait_readable(fd)
     except TimeoutError:
-        os.kill(pid, 9)
+        os.kill(pid, signal.SIGKILL)
         raise AssertionError(f"process {pid} still running after {timeout_s} s") from None
     finally:
         os.close(fd)

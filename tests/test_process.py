@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.fakes_cli import (
     PRINT_ENV,
     Gate,
     is_running,
+    kill_listed,
     make_cli,
     pwned_files,
     read_pids,
@@ -31,6 +33,15 @@ from tests.fakes_cli import (
 )
 
 MiB = 1024 * 1024
+SHELLISH = "run $(touch PWNED) `id` ; rm -rf / | x && y > out 2>&1"
+
+
+@pytest.fixture
+def pid_file(tmp_path: Path) -> Iterator[Path]:
+    """Where a HANG or LEAVE_ORPHAN fake lists its pids; what still runs is killed afterwards."""
+    path = tmp_path / "pids"
+    yield path
+    kill_listed(path)
 
 
 async def run(argv: list[str | Path], **kw: Any) -> ProcessResult:
@@ -53,10 +64,8 @@ async def assert_group_gone(pid_file: Path) -> None:
     [
         ("claude --print", ["claude", "--print"]),
         ("  a   'b c'  \"d e\"  ", ["a", "b c", "d e"]),
-        ("run $(touch PWNED) `id` ; rm -rf / | x && y > out", [
-            "run", "$(touch", "PWNED)", "`id`", ";", "rm", "-rf", "/", "|", "x", "&&", "y", ">",
-            "out",
-        ]),
+        # No quotes, so splitting on whitespace is the expected answer: nothing is expanded.
+        (SHELLISH, SHELLISH.split()),
         ("echo 'it''s' # not a comment", ["echo", "its", "#", "not", "a", "comment"]),
         (["a b", "$HOME"], ["a b", "$HOME"]),
         (("tuple", ""), ["tuple", ""]),
@@ -100,16 +109,16 @@ async def test_a_non_zero_exit_is_a_result_with_the_stderr_tail(tmp_path: Path) 
     assert len(result.stderr_tail) == STDERR_TAIL_BYTES
 
 
-async def test_a_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
-    pid_file = tmp_path / "pids"
+async def test_a_timeout_kills_the_whole_process_group(tmp_path: Path, pid_file: Path) -> None:
     with pytest.raises(ProviderTimeout) as caught:
         await run([make_cli(tmp_path, "hang", HANG), pid_file], timeout_s=0.5)
     assert "timed out after 0.5 s and was killed" in caught.value.message
     await assert_group_gone(pid_file)
 
 
-async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace(tmp_path: Path) -> None:
-    pid_file = tmp_path / "pids"
+async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace(
+    tmp_path: Path, pid_file: Path
+) -> None:
     with pytest.raises(ProviderTimeout):
         await run(
             [make_cli(tmp_path, "hang", HANG), pid_file, "--ignore-term"],
@@ -119,8 +128,9 @@ async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace(tmp_pat
     await assert_group_gone(pid_file)
 
 
-async def test_caller_cancellation_kills_the_whole_process_group(tmp_path: Path) -> None:
-    pid_file = tmp_path / "pids"
+async def test_caller_cancellation_kills_the_whole_process_group(
+    tmp_path: Path, pid_file: Path
+) -> None:
     seen = bytearray()
     with anyio.CancelScope() as scope:
 
@@ -130,7 +140,8 @@ async def test_caller_cancellation_kills_the_whole_process_group(tmp_path: Path)
                 scope.cancel()
 
         await run(
-            [make_cli(tmp_path, "hang", HANG), pid_file], on_output=cancel_when_ready,
+            [make_cli(tmp_path, "hang", HANG), pid_file],
+            on_output=cancel_when_ready,
         )
     assert scope.cancelled_caught
     await assert_group_gone(pid_file)
@@ -154,8 +165,8 @@ async def test_on_output_sees_chunks_while_the_command_still_runs(tmp_path: Path
 
 async def test_an_error_raised_by_on_output_propagates_as_itself_and_kills_the_group(
     tmp_path: Path,
+    pid_file: Path,
 ) -> None:
-    pid_file = tmp_path / "pids"
 
     async def refuse(chunk: bytes) -> None:
         raise LookupError("consumer gave up")
@@ -177,7 +188,9 @@ async def test_output_past_the_cap_is_drained_and_reported_truncated_in_bounded_
     tracemalloc.start()
     try:
         result = await run(
-            [make_cli(tmp_path, "flood", FLOOD), 50 * MiB], max_output_bytes=MiB, on_output=count,
+            [make_cli(tmp_path, "flood", FLOOD), 50 * MiB],
+            max_output_bytes=MiB,
+            on_output=count,
         )
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -203,8 +216,8 @@ async def test_a_command_that_exits_without_reading_stdin_is_not_an_error(tmp_pa
 
 async def test_leftovers_of_a_command_that_exited_are_killed_and_do_not_stall_the_result(
     tmp_path: Path,
+    pid_file: Path,
 ) -> None:
-    pid_file = tmp_path / "pids"
     # The orphan holds stdout open: without the group kill this would end in a timeout.
     result = await run([make_cli(tmp_path, "orphan", LEAVE_ORPHAN), pid_file], timeout_s=10)
     assert (result.exit_code, result.stdout) == (0, b"done")

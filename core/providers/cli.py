@@ -206,7 +206,8 @@ class CliProvider(Provider):
         try:
             return await run_process(
                 self.argv,
-                stdin=prompt.encode(),
+                # A lone surrogate (legal in JSON, not in UTF-8) must not crash the call.
+                stdin=prompt.encode("utf-8", errors="replace"),
                 env=self._env(),
                 cwd=self.config.workdir,
                 timeout_s=self.config.timeout_s,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, TypeVar
 
+import anyio
 import httpx2
 from pydantic import BaseModel, StringConstraints, ValidationError, field_validator
 
@@ -48,6 +49,7 @@ __all__ = [
     "bad_payload",
     "classify",
     "collect",
+    "encode",
     "inband_error",
     "map_transport_errors",
     "parse_payload",
@@ -59,6 +61,9 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
+
+DRAIN_S = 1.0
+"""How long a finished stream may take to reach the end of its body before it is dropped."""
 
 MESSAGE_LIMIT = 300
 """Longest upstream error text quoted in one of our messages."""
@@ -201,6 +206,19 @@ def classify(
     )
 
 
+def encode(body: Mapping[str, Any]) -> bytes:
+    """A request body as JSON bytes; VALIDATION_ERROR naming ``options`` if it cannot be.
+
+    Only options come from users unchecked, so a value JSON cannot carry (a YAML date, NaN)
+    is theirs: it is reported as their mistake, not as an upstream failure.
+    """
+    try:
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise field_error("options", f"not representable as JSON: {exc}") from exc
+    return text.encode()
+
+
 def bad_payload(provider_name: str, problem: str) -> ProviderError:
     """The error for a 2xx answer we cannot use (bad JSON, missing fields, broken stream)."""
     return ProviderError(f"bad upstream payload: {problem}", provider=provider_name)
@@ -247,14 +265,17 @@ def _chain_leaks(exc: BaseException, secrets: tuple[str, ...]) -> bool:
     return False
 
 
-def _translate(exc: httpx2.HTTPError, provider: str, host: str) -> ModelReinsError:
+def _translate(
+    exc: httpx2.HTTPError, provider: str, host: str, timeout_s: float | None
+) -> ModelReinsError:
+    within = f" within {timeout_s:g} s" if timeout_s is not None else ""
     if isinstance(exc, httpx2.ConnectTimeout):
-        return ProviderTimeout(f"timed out connecting to {host}", provider=provider)
+        return ProviderTimeout(f"could not connect to {host}{within}", provider=provider)
     if isinstance(exc, httpx2.PoolTimeout):
-        return ProviderTimeout(f"no free connection to {host} in time", provider=provider)
+        return ProviderTimeout(f"no free connection to {host}{within}", provider=provider)
     if isinstance(exc, httpx2.TimeoutException):
         # ReadTimeout covers both "no first byte" and "stream stalled between chunks".
-        return ProviderTimeout(f"{host} stopped answering within the timeout", provider=provider)
+        return ProviderTimeout(f"{host} stopped answering{within}", provider=provider)
     if isinstance(exc, httpx2.ConnectError):
         return ProviderError(
             f"cannot connect to {host} (connection refused or host unreachable){_describe(exc)}",
@@ -274,7 +295,11 @@ def _translate(exc: httpx2.HTTPError, provider: str, host: str) -> ModelReinsErr
 
 @contextmanager
 def map_transport_errors(
-    provider_name: str, base_url: str, secrets: Iterable[str] = ()
+    provider_name: str,
+    base_url: str,
+    secrets: Iterable[str] = (),
+    *,
+    timeout_s: float | None = None,
 ) -> Iterator[None]:
     """Translate ``httpx2`` exceptions raised inside the block, once, at the edge.
 
@@ -288,7 +313,7 @@ def map_transport_errors(
     try:
         yield
     except httpx2.HTTPError as exc:
-        error = _translate(exc, provider_name, host)
+        error = _translate(exc, provider_name, host, timeout_s)
         error.message = scrub(error.message, secrets)
         error.args = (error.message,)
         if _chain_leaks(exc, secrets):
@@ -353,6 +378,18 @@ async def collect(events: AsyncIterator[StreamEvent]) -> Completion:
     return Completion("".join(parts), end.model, end.usage, end.truncated)
 
 
+async def _drain(lines: AsyncIterator[str]) -> None:
+    # Reading past the final event to the end of the body lets the connection return to the
+    # pool (no new TLS handshake per stream). A server that keeps it open or breaks it after
+    # its final event costs only that connection: the answer is already complete.
+    with anyio.move_on_after(DRAIN_S):
+        try:
+            async for _ in lines:
+                pass
+        except httpx2.HTTPError:
+            pass
+
+
 class HttpConfig(ProviderConfig):
     """Keys shared by providers reached over HTTP."""
 
@@ -398,7 +435,9 @@ class HttpProvider(Provider):
 
     def errors(self) -> AbstractContextManager[None]:
         """The transport-error mapping bound to this provider."""
-        return map_transport_errors(self.name, self.config.base_url, self.secrets)
+        return map_transport_errors(
+            self.name, self.config.base_url, self.secrets, timeout_s=self.config.timeout_s
+        )
 
     def fail(self, response: httpx2.Response) -> ModelReinsError:
         """The classified error for a non-2xx response whose body has been read."""
@@ -423,9 +462,9 @@ class HttpProvider(Provider):
         """POST ``body`` and validate the 2xx answer against ``model``."""
         with self.errors():
             response = await self.http.post(
-                self.url(path), json=body, headers=self.headers, timeout=self.timeout
+                self.url(path), content=encode(body), headers=self.headers, timeout=self.timeout
             )
-            if response.is_error:
+            if not response.is_success:
                 raise self.fail(response)
             return self.parse(model, response.content)
 
@@ -440,12 +479,18 @@ class HttpProvider(Provider):
         """
         with self.errors():
             async with self.http.stream(
-                "POST", self.url(path), json=body, headers=self.headers, timeout=self.timeout
+                "POST",
+                self.url(path),
+                content=encode(body),
+                headers=self.headers,
+                timeout=self.timeout,
             ) as response:
-                if response.is_error:
+                if not response.is_success:
                     await response.aread()
                     raise self.fail(response)
-                yield response.aiter_lines()
+                lines = response.aiter_lines()
+                yield lines
+                await _drain(lines)
 
     async def get_ok(self, path: str) -> None:
         """GET ``path``; any non-2xx or transport failure raises classified."""
@@ -453,5 +498,5 @@ class HttpProvider(Provider):
             response = await self.http.get(
                 self.url(path), headers=self.headers, timeout=self.timeout
             )
-            if response.is_error:
+            if not response.is_success:
                 raise self.fail(response)

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from anyio.abc import TaskStatus
+
 from core.models import DispatchRecord
+from core.store.queue import ArtifactRepo, JobRepo, ReviewRepo, WorkerRepo
+from core.store.schedule import LeaseRepo, RunRepo, TaskRepo
 
 __all__ = [
     "AuditRepo",
@@ -150,5 +154,31 @@ class Store(Protocol):
 
     @property
     def audit(self) -> AuditRepo: ...
+
+    @property
+    def tasks(self) -> TaskRepo: ...
+
+    @property
+    def runs(self) -> RunRepo: ...
+
+    @property
+    def leases(self) -> LeaseRepo: ...
+
+    @property
+    def jobs(self) -> JobRepo: ...
+
+    @property
+    def workers(self) -> WorkerRepo: ...
+
+    @property
+    def reviews(self) -> ReviewRepo: ...
+
+    @property
+    def artifacts(self) -> ArtifactRepo: ...
+
+    async def background(self, *, task_status: TaskStatus[None] = ...) -> None:
+        """Run the store's background work until cancelled; the engine starts it with
+        ``await task_group.start(store.background)``."""
+        ...
 
     async def close(self) -> None: ...

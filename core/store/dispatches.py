@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.clock import from_iso, iso
 from core.models import Attempt, DispatchRecord, ErrorInfo, Usage
+from core.store.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     from core.store.sqlite import Database
@@ -50,13 +52,31 @@ def _record(row: sqlite3.Row) -> DispatchRecord:
 
 
 class SqliteDispatches:
-    def __init__(self, db: Database) -> None:
+    """History rows go through a write-behind queue (see :mod:`core.store.write_behind`),
+    committed by ``writer`` — a second connection on the same file — off the event loop."""
+
+    def __init__(self, db: Database, writer: Database | None = None) -> None:
         self.db = db
+        self._writer_db = writer or db
+        self._queued: dict[str, DispatchRecord] = {}
+        self.writes: WriteBehind[DispatchRecord] = WriteBehind(self._insert, self._written)
+
+    def _insert(self, records: Sequence[DispatchRecord]) -> None:
+        with self._writer_db.transaction() as conn:
+            conn.executemany(INSERT, [_row(r) for r in records])
+
+    def _written(self, records: Sequence[DispatchRecord]) -> None:
+        for record in records:
+            self._queued.pop(record.id, None)
 
     async def add(self, record: DispatchRecord) -> None:
-        self.db.conn.execute(INSERT, _row(record))
+        self._queued[record.id] = record
+        self.writes.submit(record)
 
     async def get(self, dispatch_id: str) -> DispatchRecord | None:
+        queued = self._queued.get(dispatch_id)
+        if queued is not None:
+            return queued
         row = self.db.conn.execute(SELECT_ONE, (dispatch_id,)).fetchone()
         return _record(row) if row else None
 
@@ -68,6 +88,7 @@ class SqliteDispatches:
         provider: str | None = None,
         status: str | None = None,
     ) -> tuple[list[DispatchRecord], int]:
+        await self.writes.drain()
         where, args = [], []
         if provider is not None:
             where.append("provider = ?")

@@ -25,6 +25,50 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX dispatches_provider ON dispatches (provider, created_at DESC);
         CREATE INDEX dispatches_status ON dispatches (status, created_at DESC);
     """),
+    (2, "scheduled tasks, their runs, the scheduler lease", """
+        CREATE TABLE tasks (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            schedule TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            provider TEXT,
+            model TEXT,
+            enabled INTEGER NOT NULL,
+            webhook TEXT,
+            webhook_format TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            context TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            next_run_at TEXT,
+            run_as TEXT
+        );
+        CREATE INDEX tasks_due ON tasks (enabled, next_run_at);
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+            trigger TEXT NOT NULL,
+            status TEXT NOT NULL,
+            text TEXT NOT NULL,
+            provider TEXT,
+            model TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            latency_ms INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            webhook TEXT,
+            dispatch_id TEXT
+        );
+        CREATE INDEX runs_task ON runs (task_id, started_at DESC, id DESC);
+        CREATE INDEX runs_running ON runs (task_id) WHERE status = 'running';
+        CREATE TABLE scheduler_lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+    """),
     (3, "tokens, one-time views, audit log", """
         CREATE TABLE tokens (
             id TEXT PRIMARY KEY,
@@ -63,5 +107,117 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX audit_at ON audit (at DESC, id DESC);
         CREATE INDEX audit_actor ON audit (actor, at DESC, id DESC);
         CREATE INDEX audit_target ON audit (target, at DESC, id DESC);
+    """),
+    (4, "job queue, workers, approvals, reviews, artifacts", """
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            capabilities TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('active', 'paused', 'revoked')),
+            presence TEXT,
+            details TEXT,
+            provider TEXT,
+            capacity INTEGER NOT NULL DEFAULT 1,
+            last_seen TEXT,
+            session_id TEXT,
+            session_started_at TEXT,
+            resumed_at TEXT,
+            last_assigned_at TEXT,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE UNIQUE INDEX workers_live_name ON workers (name) WHERE state != 'revoked';
+        CREATE INDEX workers_name ON workers (name, created_at DESC);
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            prompt TEXT NOT NULL,
+            input TEXT,
+            tags TEXT NOT NULL,
+            capability TEXT,
+            provider TEXT,
+            model TEXT,
+            effort TEXT NOT NULL,
+            urgency TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('awaiting_approval', 'pending', 'running',
+                'done', 'failed', 'escalated', 'cancelled')),
+            risk_tier TEXT NOT NULL,
+            assigned_to TEXT,
+            assigned_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            timeout_s INTEGER NOT NULL,
+            lease_expires_at TEXT,
+            result TEXT,
+            error TEXT,
+            approved_by TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX jobs_inbox ON jobs (assigned_to, status, priority DESC, id);
+        CREATE INDEX jobs_pending ON jobs (status, created_at);
+        CREATE INDEX jobs_leases ON jobs (status, lease_expires_at);
+        CREATE TABLE job_attempts (
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            worker TEXT NOT NULL,
+            worker_id TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            outcome TEXT,
+            error TEXT,
+            PRIMARY KEY (job_id, attempt)
+        );
+        CREATE INDEX job_attempts_outcome ON job_attempts (outcome, ended_at);
+        CREATE TABLE worker_stats (
+            worker_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (worker_id, day)
+        );
+        CREATE TABLE approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL,
+            worker_id TEXT,
+            capability TEXT,
+            session_id TEXT
+        );
+        CREATE INDEX approvals_job ON approvals (job_id);
+        CREATE INDEX approvals_session ON approvals (session_id) WHERE session_id IS NOT NULL;
+        CREATE TABLE reviews (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            content TEXT NOT NULL,
+            preview TEXT,
+            target TEXT,
+            job_id INTEGER,
+            status TEXT NOT NULL DEFAULT 'open',
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX reviews_created ON reviews (created_at DESC, id DESC);
+        CREATE INDEX reviews_status ON reviews (status, created_at DESC);
+        CREATE TABLE artifacts (
+            slug TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            filename TEXT,
+            content_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            job_id INTEGER,
+            review_id TEXT,
+            created_by TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT
+        );
+        CREATE INDEX artifacts_job ON artifacts (job_id) WHERE job_id IS NOT NULL;
+        CREATE INDEX artifacts_expires ON artifacts (expires_at) WHERE expires_at IS NOT NULL;
     """),
 ]

@@ -14,11 +14,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
+from anyio.abc import TaskStatus
+
 from core.store.audit import SqliteAudit
 from core.store.dispatches import SqliteDispatches
+from core.store.jobs import SqliteJobs
+from core.store.lease import SqliteLeases
 from core.store.migrations import MIGRATIONS
+from core.store.reviews import SqliteArtifacts, SqliteReviews
+from core.store.runs import SqliteRuns
+from core.store.tasks import SqliteTasks
 from core.store.tokens import SqliteTokens
 from core.store.views import SqliteViews
+from core.store.workers import SqliteWorkers
 
 __all__ = ["Database", "SqliteStore", "open_sqlite"]
 
@@ -96,18 +105,40 @@ def connect(path: Path | str) -> Database:
 class SqliteStore:
     """The embedded store. ``":memory:"`` gives a private in-memory one for tests."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, history_writer: Database | None = None) -> None:
         self.db = db
-        self.dispatches = SqliteDispatches(db)
+        self._history_writer = history_writer
+        self.dispatches = SqliteDispatches(db, history_writer)
         self.tokens = SqliteTokens(db)
         self.views = SqliteViews(db)
         self.audit = SqliteAudit(db)
+        self.tasks = SqliteTasks(db)
+        self.runs = SqliteRuns(db)
+        self.leases = SqliteLeases(db)
+        self.jobs = SqliteJobs(db)
+        self.workers = SqliteWorkers(db)
+        self.reviews = SqliteReviews(db)
+        self.artifacts = SqliteArtifacts(db)
+
+    async def background(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+                         ) -> None:
+        """Background work (committing queued history) until cancelled."""
+        await self.dispatches.writes.run(task_status=task_status)
 
     async def close(self) -> None:
+        self.dispatches.writes.close()
+        if self._history_writer is not None:
+            self._history_writer.close()
         self.db.close()
 
 
 def open_sqlite(path: Path | str) -> SqliteStore:
     db = connect(path)
     db.migrate()
-    return SqliteStore(db)
+    if str(path) == ":memory:":
+        return SqliteStore(db)
+    # A second connection commits history off the event loop (core.store.write_behind).
+    # History holds no one-time secrets, so it skips secure_delete's zeroing work.
+    writer = connect(path)
+    writer.conn.execute("PRAGMA secure_delete=OFF")
+    return SqliteStore(db, writer)

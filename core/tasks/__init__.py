@@ -1,4 +1,9 @@
-"""Scheduled tasks: cron maths, webhook delivery and prompt context for task runs."""
+"""Scheduled tasks: cron maths, webhook targets and delivery, prompt context, wire models.
+
+The service and the scheduler live in :mod:`core.tasks.service` and
+:mod:`core.tasks.scheduler` (the engine builds them); they are not imported here so that
+the store can use the models without importing the services.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,22 @@ from core.tasks.cron import (
     validate_schedule,
     validate_timezone,
 )
-from core.tasks.webhooks import (
-    WebhookOutcome,
+from core.tasks.models import Run, RunWebhook, Task, TaskContext, TaskPatch, TaskSpec
+from core.tasks.targets import (
     WebhookPolicy,
-    backoff,
-    build_payload,
     check_target,
-    deliver,
     is_public_address,
     validate_webhook_url,
 )
+from core.tasks.webhooks import WebhookOutcome, backoff, build_payload, deliver
 
 __all__ = [
+    "Run",
+    "RunWebhook",
+    "Task",
+    "TaskContext",
+    "TaskPatch",
+    "TaskSpec",
     "WebhookOutcome",
     "WebhookPolicy",
     "backoff",

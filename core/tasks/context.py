@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.errors import ValidationFailed, field_error
 
-__all__ = ["CONTEXT_PATH", "read_context", "with_context"]
+__all__ = ["CONTEXT_PATH", "ensure_allowed", "read_context", "with_context"]
 
 CONTEXT_PATH = "context.readFile"
 """The field path VALIDATION_ERRORs from this module carry."""
@@ -41,6 +41,19 @@ def _error(problem: str) -> ValidationFailed:
     return field_error(CONTEXT_PATH, problem)
 
 
+def _confined(path: str, allowed_dirs: Sequence[str]) -> Path:
+    target = _resolve(path)
+    if target is None or not _inside(target, allowed_dirs):
+        raise _error(f"{path} is outside the allowed read paths")
+    return target
+
+
+def ensure_allowed(path: str, allowed_dirs: Sequence[str]) -> None:
+    """VALIDATION_ERROR (path ``context.readFile``) unless ``path`` resolves inside one of
+    ``allowed_dirs``. Says nothing about whether the file exists: it may not yet."""
+    _confined(path, allowed_dirs)
+
+
 def read_context(path: str, allowed_dirs: Sequence[str], max_bytes: int = 64 * 1024) -> str:
     """The last ``max_bytes`` of the file at ``path``, decoded as UTF-8 (errors replaced).
 
@@ -52,10 +65,8 @@ def read_context(path: str, allowed_dirs: Sequence[str], max_bytes: int = 64 * 1
     """
     if max_bytes <= 0:
         raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-    target = _resolve(path)
     # Containment first, so nothing is revealed about files outside the allowed paths.
-    if target is None or not _inside(target, allowed_dirs):
-        raise _error(f"{path} is outside the allowed read paths")
+    target = _confined(path, allowed_dirs)
     try:
         fd = os.open(target, _OPEN_FLAGS)
     except FileNotFoundError as exc:

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "mcp_server.cli.config_cmd",
     "mcp_server.cli.dispatch_cmd",
     "mcp_server.cli.token_cmd",
+    "mcp_server.cli.tasks_cmd",
     "mcp_server.cli.mcp_cmd",
     "mcp_server.cli.serve_cmd",
 ]

@@ -9,15 +9,22 @@ keeps several such processes on one home from firing a run twice.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 
 import anyio
 
+from core.engine import Engine
 from mcp_server.cli.common import add_home_arg, open_engine
-from mcp_server.runtime import start_scheduler
 from mcp_server.server import build_server
 
-__all__ = ["register"]
+__all__ = ["STOP_GRACE_S", "register"]
+
+STOP_GRACE_S = 3.0
+"""How long a signalled server may take to unwind before it exits anyway."""
+
+log = logging.getLogger("modelreins.mcp")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,16 +36,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def cmd_mcp(args: argparse.Namespace) -> int:
     async with open_engine(args) as engine, anyio.create_task_group() as tg:
-        await start_scheduler(engine)
-        tg.start_soon(_stop_on_signal, tg.cancel_scope)
-        await build_server(lambda: engine).run_stdio_async()
+        engine.start_scheduler()
+        serving = anyio.CancelScope()
+        tg.start_soon(_stop_on_signal, serving, engine)
+        with serving:
+            await build_server(lambda: engine).run_stdio_async()
         tg.cancel_scope.cancel()
     return 0
 
 
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    """SIGTERM/SIGINT end the server cleanly: in-flight calls are cancelled, the store closed."""
+async def _stop_on_signal(serving: anyio.CancelScope, engine: Engine) -> None:
+    """SIGTERM/SIGINT cancel in-flight calls and end the server; the store is closed.
+
+    The SDK reads stdin on a worker thread that only returns with a line or EOF. A client
+    normally closes stdin before signalling; if it did not, the transport cannot unwind, so
+    after a grace period the store is closed here and the process exits.
+    """
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
-            scope.cancel()
-            return
+            break
+    serving.cancel()
+    await anyio.sleep(STOP_GRACE_S)
+    log.warning("stdin is still open %.0f s after the stop signal; exiting", STOP_GRACE_S)
+    await engine.aclose()
+    os._exit(0)

@@ -46,6 +46,7 @@ __all__ = [
     "ToolGroup",
     "ToolSpec",
     "adapt",
+    "compact_schema",
     "error_result",
     "validation_problems",
 ]
@@ -92,32 +93,27 @@ class Call:
         arguments = params.get("arguments") or {}
         return frozenset(arguments) if isinstance(arguments, Mapping) else frozenset()
 
-    def _wants_progress(self) -> bool:
-        meta = self.ctx.request_context.meta
-        return bool(meta) and meta.get("progress_token") is not None  # type: ignore[union-attr]
+    async def wait(
+        self, poll: Callable[[float], Awaitable[T]], finished: Callable[[T], bool], *,
+        budget_s: float, label: str,
+    ) -> T:
+        """Wait up to ``budget_s`` for long work, reporting progress about once a second.
 
-    async def within(self, work: Awaitable[T], *, label: str, budget_s: float) -> T:
-        """Await ``work``, sending a progress notification about once a second meanwhile
-        when the client asked for progress."""
-        if not self._wants_progress():
-            return await work
+        ``poll(seconds)`` waits at most that long and returns the work's current state; it
+        is called until ``finished(state)`` or the budget is spent, and the last state is
+        returned. Between polls a progress notification goes out (a no-op unless the
+        client asked for progress). No extra task is spawned, so a fast call costs nothing.
+        """
         started = anyio.current_time()
-
-        async def tick() -> None:
-            while True:
-                await anyio.sleep(PROGRESS_INTERVAL_S)
-                elapsed = anyio.current_time() - started
-                await self.ctx.report_progress(
-                    round(elapsed, 1), budget_s,
-                    f"{label}: {elapsed:.0f} s (waiting up to {budget_s:.0f} s)")
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(tick)
-            try:
-                result = await work
-            finally:
-                tg.cancel_scope.cancel()
-        return result
+        while True:
+            remaining = budget_s - (anyio.current_time() - started)
+            state = await poll(max(0.0, min(PROGRESS_INTERVAL_S, remaining)))
+            elapsed = anyio.current_time() - started
+            if finished(state) or elapsed >= budget_s:
+                return state
+            await self.ctx.report_progress(
+                round(elapsed, 1), budget_s,
+                f"{label}: {elapsed:.0f} s (waiting up to {budget_s:.0f} s)")
 
 
 Render = Callable[[Any], str]
@@ -145,14 +141,14 @@ class ToolGroup:
 
     def tool(
         self, *, title: str, render: Render, read_only: bool = False,
-        destructive: bool = False, idempotent: bool = False,
+        destructive: bool = False, idempotent: bool = False, open_world: bool = False,
     ) -> Callable[[Callable[..., Awaitable[M]]], Callable[..., Awaitable[M]]]:
         """Register the decorated body; its docstring is the tool's description."""
 
         def decorate(body: Callable[..., Awaitable[M]]) -> Callable[..., Awaitable[M]]:
             hints = ToolAnnotations(
                 title=title, read_only_hint=read_only, destructive_hint=destructive,
-                idempotent_hint=idempotent, open_world_hint=not read_only)
+                idempotent_hint=idempotent, open_world_hint=open_world)
             self.specs.append(ToolSpec(body, render, title, hints))
             return body
 
@@ -189,6 +185,49 @@ def _success(model: BaseModel, render: Render) -> CallToolResult:
     )
 
 
+_DEFS = "#/$defs/"
+_ANNOTATIONS = ("title", "default")
+
+
+def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same constraints, cheaper to check: ``$ref``s into ``$defs`` inlined, a nullable
+    ``anyOf [X, null]`` written as ``type: [X, "null"]``, generated titles and defaults
+    dropped. Clients validate every structured result against the output schema (the Python
+    SDK with ``jsonschema``, where ``$ref`` and ``anyOf`` dominate the cost)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, stack: tuple[str, ...], in_properties: bool = False) -> Any:
+        if isinstance(node, list):
+            return [walk(item, stack) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_DEFS) and len(node) == 1:
+            name = ref.removeprefix(_DEFS)
+            if name in stack:
+                raise ValueError(f"recursive schema through {name}; cannot inline")
+            return walk(defs[name], (*stack, name))
+        out = {key: walk(value, stack, in_properties=key == "properties")
+               for key, value in node.items()
+               if key != "$defs" and (in_properties or key not in _ANNOTATIONS)}
+        return _nullable(out)
+
+    return dict(walk(schema, ()))
+
+
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    branches = node.get("anyOf")
+    if not (isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches):
+        return node
+    other = next(b for b in branches if b != {"type": "null"})
+    if not isinstance(other.get("type"), str) or {"anyOf", "oneOf", "allOf", "$ref"} & set(other):
+        return node
+    merged = {**other, "type": [other["type"], "null"]}
+    if "enum" in merged:
+        merged["enum"] = [*merged["enum"], None]
+    return {**merged, **{k: v for k, v in node.items() if k != "anyOf"}}
+
+
 def adapt(spec: ToolSpec, engine: EngineSource, principal_of: PrincipalSource) -> ReinsTool:
     """The SDK tool for ``spec``: scope check, error mapping and rendering around the body."""
     scope = TOOL_SCOPES[spec.name]
@@ -219,6 +258,8 @@ def adapt(spec: ToolSpec, engine: EngineSource, principal_of: PrincipalSource) -
         run, name=spec.name, title=spec.title, annotations=spec.annotations,
         description=inspect.cleandoc(body.__doc__ or ""))
     assert isinstance(tool, ReinsTool)
+    if tool.fn_metadata.output_schema is not None:
+        tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
     return tool
 
 

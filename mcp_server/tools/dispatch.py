@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import anyio
 from pydantic import Field
 
 from core.clock import iso
@@ -67,7 +68,7 @@ def render_history(page: Page[DispatchRecord]) -> str:
     return "\n".join(lines)
 
 
-@TOOLS.tool(title="Dispatch a prompt", render=render_record)
+@TOOLS.tool(title="Dispatch a prompt", render=render_record, open_world=True)
 async def mr_dispatch(
     call: Call,
     prompt: Annotated[str, Field(min_length=1, description="The prompt to send.")],
@@ -89,8 +90,18 @@ async def mr_dispatch(
     the answer text, provider, model, token usage and latency."""
     request = DispatchRequest(prompt=prompt, provider=provider, model=model, system=system,
                               options=options or {})
-    work = call.engine.dispatch(request, wait_s=wait_s, principal=call.principal)
-    return await call.within(work, label="dispatching", budget_s=wait_s)
+    handle = call.engine.start_dispatch(request, principal=call.principal)
+
+    async def poll(seconds: float) -> DispatchRecord:
+        with anyio.move_on_after(seconds):
+            await handle.done.wait()
+        return handle.outcome()
+
+    return await call.wait(poll, _finished, budget_s=wait_s, label="dispatching")
+
+
+def _finished(record: DispatchRecord) -> bool:
+    return record.status != "running"
 
 
 @TOOLS.tool(title="List providers", render=render_providers, read_only=True, idempotent=True)

@@ -1,13 +1,15 @@
 """Fake Anthropic, OpenAI-compatible and Ollama upstreams: real HTTP on loopback, switchable.
 
-One :class:`FakeUpstream` per server holds the knobs (``mode``, ``reply``, ``retry_after``) and
-records every request. Each API gets a small Starlette app speaking its real wire format::
+One :class:`FakeUpstream` per server holds the knobs (``mode``, ``queue``, ``reply``,
+``retry_after``, ``record``) and records every request (method, path, headers, JSON body, query,
+client port). Each API gets a small Starlette app speaking its real wire format::
 
     async with fake_openai() as up:          # also fake_anthropic(), fake_ollama()
         cfg = {"type": "openai-compat", "baseUrl": up.url, "model": "m"}
         ...                                  # success: the reply echoes the last message
         up.mode = "stall"                    # switch behaviour at any time
-        assert up.requests[-1].json["stream"] is True
+        up.queue = ["rate_limit", "error500"]  # the next two requests, then `mode` again
+        assert up.last.json["stream"] is True  # up.requests: every request, in order
 
 For sync code (subprocess clients): ``with fake_upstream_in_thread("ollama") as up: ...``.
 
@@ -101,6 +103,8 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any
     query: dict[str, str]
+    client_port: int | None
+    """The client's source port: equal ports mean a reused (keep-alive) connection."""
 
 
 class Dropped(Exception):
@@ -116,6 +120,9 @@ class FakeUpstream:
     reply: str | None = None
     retry_after: str = "7"
     record: bool = True
+    queue: list[Mode] = field(default_factory=list)
+    """Modes for the next requests, one each, before ``mode`` applies again (e.g. a 429 then
+    success, for retry tests)."""
     requests: list[RecordedRequest] = field(default_factory=list)
     url: str = ""
     """What to put in a provider's ``baseUrl`` (``…/v1`` for the OpenAI flavour)."""
@@ -152,8 +159,10 @@ class FakeUpstream:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
 
-    async def receive(self, request: Request) -> Any:
-        """Parse and (unless ``record`` is off) record the request; returns its JSON body."""
+    async def receive(self, request: Request) -> tuple[Any, Mode]:
+        """Parse and (unless ``record`` is off) record the request: its JSON body and mode."""
+        with self._lock:
+            mode = self.queue.pop(0) if self.queue else self.mode
         raw = await request.body()
         try:
             body = json.loads(raw) if raw else None
@@ -167,9 +176,10 @@ class FakeUpstream:
                     dict(request.headers),
                     body,
                     dict(request.query_params),
+                    request.client.port if request.client else None,
                 )
             )
-        return body
+        return body, mode
 
     def answer(self, body: Any) -> tuple[str, str, int, int]:
         """(model, reply, input_tokens, output_tokens) for a request body."""
@@ -197,33 +207,35 @@ def chunks(text: str) -> list[str]:
 ErrorBody = Callable[[str, str], Any]
 
 
-async def _common_failure(up: FakeUpstream, error_body: ErrorBody, auth: str) -> Response | None:
+async def _common_failure(
+    up: FakeUpstream, mode: Mode, error_body: ErrorBody, auth: str
+) -> Response | None:
     """The answer for modes that fail before any body is produced; None otherwise."""
-    if up.mode == "rate_limit":
+    if mode == "rate_limit":
         return JSONResponse(
             error_body("rate_limit_error", "slow down"),
             429,
             headers={"retry-after": up.retry_after},
         )
-    if up.mode == "error500":
+    if mode == "error500":
         return JSONResponse(error_body("api_error", "internal failure"), 500)
-    if up.mode == "unauthorized":
+    if mode == "unauthorized":
         return JSONResponse(error_body("authentication_error", f"invalid key: {auth}"), 401)
-    if up.mode == "hang":
+    if mode == "hang":
         await up.hold()
         return Response(status_code=503)
     return None
 
 
-async def _nonstream_failure(up: FakeUpstream, inband: Any) -> Response | None:
-    if up.mode == "stall":
+async def _nonstream_failure(up: FakeUpstream, mode: Mode, inband: Any) -> Response | None:
+    if mode == "stall":
         await up.hold()
         return Response(status_code=503)
-    if up.mode in ("malformed", "truncated"):
+    if mode in ("malformed", "truncated"):
         return Response(BROKEN, 200, media_type="application/json")
-    if up.mode == "midstream_error":
+    if mode == "midstream_error":
         return JSONResponse(inband, 200)
-    if up.mode == "drop":
+    if mode == "drop":
         return StreamingResponse(_drop_after(b'{"partial": '), media_type="application/json")
     return None
 
@@ -234,19 +246,19 @@ async def _drop_after(first: bytes) -> AsyncIterator[bytes]:
 
 
 async def _faulty_stream(
-    up: FakeUpstream, head: list[bytes], first: bytes, inband: bytes, *, sse: bool
+    up: FakeUpstream, mode: Mode, head: list[bytes], first: bytes, inband: bytes, *, sse: bool
 ) -> AsyncIterator[bytes]:
     """The stream of a failing mode: the API's opening, one delta, then the fault."""
     for part in head:
         yield part
     yield first
-    if up.mode == "stall":
+    if mode == "stall":
         await up.hold()
-    elif up.mode == "malformed":
+    elif mode == "malformed":
         yield b"data: " + BROKEN + b"\n" if sse else BROKEN
-    elif up.mode == "midstream_error":
+    elif mode == "midstream_error":
         yield inband
-    elif up.mode == "drop":
+    elif mode == "drop":
         raise Dropped("the fake cuts the connection here")
 
 
@@ -262,14 +274,14 @@ def anthropic_app(up: FakeUpstream) -> Starlette:
         return {"type": "error", "error": {"type": kind, "message": message}}
 
     async def messages(request: Request) -> Response:
-        body = await up.receive(request)
-        failed = await _common_failure(up, error_body, request.headers.get("x-api-key", ""))
+        body, mode = await up.receive(request)
+        failed = await _common_failure(up, mode, error_body, request.headers.get("x-api-key", ""))
         if failed is not None:
             return failed
         model, reply, n_in, n_out = up.answer(body)
         stream = isinstance(body, dict) and body.get("stream") is True
         if not stream:
-            failed = await _nonstream_failure(up, error_body("api_error", "in-band failure"))
+            failed = await _nonstream_failure(up, mode, error_body("api_error", "in-band failure"))
             return failed or JSONResponse(
                 {
                     "id": "msg_fake",
@@ -303,9 +315,9 @@ def anthropic_app(up: FakeUpstream) -> Starlette:
                 "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": event}
             )
 
-        if up.mode != "success":
+        if mode != "success":
             error = _sse("error", error_body("overloaded_error", "Overloaded"))
-            parts = _faulty_stream(up, head, delta("partial "), error, sse=True)
+            parts = _faulty_stream(up, mode, head, delta("partial "), error, sse=True)
             return StreamingResponse(parts, media_type="text/event-stream")
         tail = [
             _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
@@ -324,8 +336,8 @@ def anthropic_app(up: FakeUpstream) -> Starlette:
         return Response(payload, media_type="text/event-stream")
 
     async def models(request: Request) -> Response:
-        await up.receive(request)
-        failed = await _common_failure(up, error_body, request.headers.get("x-api-key", ""))
+        _, mode = await up.receive(request)
+        failed = await _common_failure(up, mode, error_body, request.headers.get("x-api-key", ""))
         return failed or JSONResponse(
             {"data": [{"type": "model", "id": "claude-fake"}], "has_more": False}
         )
@@ -349,15 +361,17 @@ def openai_app(up: FakeUpstream) -> Starlette:
         return bearer or request.headers.get("api-key", "")
 
     async def completions(request: Request) -> Response:
-        body = await up.receive(request)
-        failed = await _common_failure(up, error_body, key_of(request))
+        body, mode = await up.receive(request)
+        failed = await _common_failure(up, mode, error_body, key_of(request))
         if failed is not None:
             return failed
         model, reply, n_in, n_out = up.answer(body)
         usage = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
         body = body if isinstance(body, dict) else {}
         if body.get("stream") is not True:
-            failed = await _nonstream_failure(up, error_body("server_error", "in-band failure"))
+            failed = await _nonstream_failure(
+                up, mode, error_body("server_error", "in-band failure")
+            )
             return failed or JSONResponse(
                 {
                     "id": "chatcmpl-fake",
@@ -382,9 +396,9 @@ def openai_app(up: FakeUpstream) -> Starlette:
             )
 
         head = [chunk({"role": "assistant", "content": ""})]
-        if up.mode != "success":
+        if mode != "success":
             error = _sse(None, error_body("server_error", "in-band failure"))
-            parts = _faulty_stream(up, head, chunk({"content": "partial "}), error, sse=True)
+            parts = _faulty_stream(up, mode, head, chunk({"content": "partial "}), error, sse=True)
             return StreamingResponse(parts, media_type="text/event-stream")
         payload = b"".join([*head, *(chunk({"content": piece}) for piece in chunks(reply))])
         payload += chunk({}, "stop")
@@ -396,8 +410,8 @@ def openai_app(up: FakeUpstream) -> Starlette:
         return Response(payload + b"data: [DONE]\n\n", media_type="text/event-stream")
 
     async def models(request: Request) -> Response:
-        await up.receive(request)
-        failed = await _common_failure(up, error_body, key_of(request))
+        _, mode = await up.receive(request)
+        failed = await _common_failure(up, mode, error_body, key_of(request))
         return failed or JSONResponse(
             {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
         )
@@ -420,8 +434,10 @@ def ollama_app(up: FakeUpstream) -> Starlette:
         return json.dumps(data).encode() + b"\n"
 
     async def chat(request: Request) -> Response:
-        body = await up.receive(request)
-        failed = await _common_failure(up, error_body, request.headers.get("authorization", ""))
+        body, mode = await up.receive(request)
+        failed = await _common_failure(
+            up, mode, error_body, request.headers.get("authorization", "")
+        )
         if failed is not None:
             return failed
         model, reply, n_in, n_out = up.answer(body)
@@ -445,21 +461,23 @@ def ollama_app(up: FakeUpstream) -> Starlette:
 
         # Ollama streams unless told otherwise.
         if body.get("stream", True) is not True:
-            failed = await _nonstream_failure(up, error_body("", "in-band failure"))
+            failed = await _nonstream_failure(up, mode, error_body("", "in-band failure"))
             return failed or JSONResponse(
                 {**final, "message": {"role": "assistant", "content": reply}}
             )
-        if up.mode != "success":
+        if mode != "success":
             error = line(error_body("", "in-band failure"))
-            parts = _faulty_stream(up, [], line(piece("partial ")), error, sse=False)
+            parts = _faulty_stream(up, mode, [], line(piece("partial ")), error, sse=False)
             return StreamingResponse(parts, media_type="application/x-ndjson")
         payload = b"".join(line(piece(p)) for p in chunks(reply))
         payload += line({**final, "message": {"role": "assistant", "content": ""}})
         return Response(payload, media_type="application/x-ndjson")
 
     async def tags(request: Request) -> Response:
-        await up.receive(request)
-        failed = await _common_failure(up, error_body, request.headers.get("authorization", ""))
+        _, mode = await up.receive(request)
+        failed = await _common_failure(
+            up, mode, error_body, request.headers.get("authorization", "")
+        )
         return failed or JSONResponse({"models": [{"name": "fake-model:latest"}]})
 
     return Starlette(

@@ -213,6 +213,7 @@ async def test_silence_beyond_the_timeout_is_provider_timeout(
         provider = adapter(http, up.url, timeout=300)
         deltas, error = await failure(provider, ask(), streaming=streaming)
     assert (error.code, error.retriable) == ("PROVIDER_TIMEOUT", True)
+    assert error.message.endswith("stopped answering within 0.3 s")
     assert deltas == before
 
 
@@ -259,3 +260,12 @@ async def test_ping_of_an_unreachable_host_fails(http: httpx2.AsyncClient) -> No
     with refused_url() as url, pytest.raises(ModelReinsError) as caught:
         await adapter(http, url).ping()
     assert caught.value.code == "PROVIDER_ERROR"
+
+
+async def test_finished_streams_leave_the_connection_reusable(http: httpx2.AsyncClient) -> None:
+    async with fake_anthropic() as up:
+        provider = adapter(http, up.url)
+        await drain(provider, ask())
+        await drain(provider, ask())
+        await provider.complete(ask())
+    assert len({r.client_port for r in up.requests}) == 1

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pydantic
 import pytest
@@ -27,6 +29,7 @@ from tests.fakes_cli import (
     UPPER,
     Gate,
     is_running,
+    kill_listed,
     make_cli,
     pwned_files,
     read_pids,
@@ -42,6 +45,14 @@ NASTY = (
     "ünïcødé — 日本語 🚀\r\n\ttabs and trailing spaces   \n"
 )
 """A prompt that would do damage if any shell ever saw it."""
+
+
+@pytest.fixture
+def pid_file(tmp_path: Path) -> Iterator[Path]:
+    """Where a HANG or LEAVE_ORPHAN fake lists its pids; what still runs is killed afterwards."""
+    path = tmp_path / "pids"
+    yield path
+    kill_listed(path)
 
 
 def cli(http: httpx2.AsyncClient, command: str | list[str | Path], **keys: Any) -> CliProvider:
@@ -215,29 +226,35 @@ async def test_a_non_zero_exit_is_a_retriable_provider_error_with_code_and_stder
     assert deltas == (["partial answer"] if streaming else [])
 
 
+@pytest.mark.parametrize("then", ["sys.exit(1)", "time.sleep(3600)"])
 async def test_config_env_values_never_appear_in_errors(
+    http: httpx2.AsyncClient, tmp_path: Path, then: str
+) -> None:
+    body = f"""
+        import os, sys, time
+        sys.stderr.write("rejected key " + os.environ["MR_TOKEN"])
+        sys.stderr.flush()
+        {then}
+    """
+    provider = cli(http, [make_cli(tmp_path, "leaky", body)], env={"MR_TOKEN": KEY}, timeout=400)
+    _, error = await failure(provider, ask("q"), streaming=False)
+    assert isinstance(error.details, dict)
+    assert error.details["stderrTail"] == "rejected key ***"
+    assert_no_secret(error)
+    assert KEY not in str(error.details)
+
+
+async def test_a_prompt_that_is_not_valid_unicode_is_sent_with_replacement(
     http: httpx2.AsyncClient, tmp_path: Path
 ) -> None:
-    leaky = make_cli(
-        tmp_path,
-        "leaky",
-        """
-        import os, sys
-        sys.stderr.write("rejected key " + os.environ["MR_TOKEN"])
-        sys.exit(1)
-    """,
-    )
-    provider = cli(http, [leaky], env={"MR_TOKEN": KEY})
-    _, error = await failure(provider, ask("q"), streaming=False)
-    assert "rejected key ***" in error.message
-    assert_no_secret(error)
+    provider = cli(http, [make_cli(tmp_path, "cat", CAT)])
+    assert (await provider.complete(ask("a\ud800b"))).text == "a?b"
 
 
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_a_timeout_is_a_provider_timeout_and_the_group_is_killed(
-    http: httpx2.AsyncClient, tmp_path: Path, streaming: bool
+    http: httpx2.AsyncClient, tmp_path: Path, pid_file: Path, streaming: bool
 ) -> None:
-    pid_file = tmp_path / "pids"
     provider = cli(http, [make_cli(tmp_path, "hang", HANG), pid_file], timeout=400)
     _, error = await failure(provider, ask("q"), streaming=streaming)
     assert isinstance(error, ProviderTimeout)
@@ -279,21 +296,21 @@ async def test_stream_yields_as_stdout_arrives_and_keeps_split_characters_whole(
         provider = cli(
             http, [make_cli(tmp_path, "gated", GATED), gate.path, b"a\xc3".hex(), b"\xa9b".hex()]
         )
-        async with aclosing(events_of(provider, ask("q"))) as stream:
-            async for event in stream:
-                events.append(event)
-                if event == TextDelta("a"):
-                    # Still running, blocked on the gate: this delta came before the exit.
-                    gate.open()
+        with anyio.fail_after(10):
+            async with aclosing(events_of(provider, ask("q"))) as stream:
+                async for event in stream:
+                    if not events:
+                        # The command is blocked on the gate: this event came before its exit.
+                        gate.open()
+                    events.append(event)
     assert events[:-1] == [TextDelta("a"), TextDelta("éb")]
     assert isinstance(events[-1], StreamEnd)
     assert events[-1].truncated is False
 
 
 async def test_closing_a_stream_early_kills_the_command(
-    http: httpx2.AsyncClient, tmp_path: Path
+    http: httpx2.AsyncClient, tmp_path: Path, pid_file: Path
 ) -> None:
-    pid_file = tmp_path / "pids"
     provider = cli(http, [make_cli(tmp_path, "hang", HANG), pid_file])
     async with aclosing(events_of(provider, ask("q"))) as stream:
         async for event in stream:

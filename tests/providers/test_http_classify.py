@@ -185,7 +185,7 @@ REQUEST = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
             True,
             "connection refused",
         ),
-        (httpx2.ConnectTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "connecting"),
+        (httpx2.ConnectTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "could not connect"),
         (httpx2.ReadTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "stopped answering"),
         (httpx2.WriteTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "stopped answering"),
         (httpx2.PoolTimeout(""), ProviderTimeout, "PROVIDER_TIMEOUT", True, "no free connection"),

@@ -199,3 +199,21 @@ async def test_ping_of_a_daemon_that_is_not_running_fails(http: httpx2.AsyncClie
     with refused_url() as url, pytest.raises(ModelReinsError) as caught:
         await adapter(http, url).ping()
     assert (caught.value.code, caught.value.retriable) == ("PROVIDER_ERROR", True)
+
+
+async def test_finished_streams_leave_the_connection_reusable(http: httpx2.AsyncClient) -> None:
+    async with fake_ollama() as up:
+        provider = adapter(http, up.url)
+        await drain(provider, ask())
+        await drain(provider, ask())
+    assert len({r.client_port for r in up.requests}) == 1
+
+
+async def test_queued_modes_apply_to_the_next_requests_only(http: httpx2.AsyncClient) -> None:
+    async with fake_ollama(queue=["rate_limit", "error500"], reply="ok") as up:
+        provider = adapter(http, up.url)
+        first = await failure(provider, ask(), streaming=False)
+        second = await failure(provider, ask(), streaming=True)
+        done = await provider.complete(ask())
+    assert [first[1].code, second[1].code] == ["RATE_LIMITED", "PROVIDER_ERROR"]
+    assert done.text == "ok"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -286,12 +287,36 @@ async def test_ping_failure_is_classified(
 
 
 def test_the_fake_serves_sync_clients_from_a_thread_and_releases_hangs() -> None:
-    with fake_upstream_in_thread("openai", reply="from a thread") as up:
-        with httpx2.Client(trust_env=False, timeout=5) as client:
-            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-            answer = client.post(up.url + "/chat/completions", json=body).json()
-            up.mode = "hang"
-            with pytest.raises(httpx2.ReadTimeout):
-                client.post(up.url + "/chat/completions", json=body, timeout=0.2)
+    with (
+        fake_upstream_in_thread("openai", reply="from a thread") as up,
+        httpx2.Client(trust_env=False, timeout=5) as client,
+    ):
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        answer = client.post(up.url + "/chat/completions", json=body).json()
+        up.mode = "hang"
+        with pytest.raises(httpx2.ReadTimeout):
+            client.post(up.url + "/chat/completions", json=body, timeout=0.2)
     assert answer["choices"][0]["message"]["content"] == "from a thread"
     assert [r.path for r in up.requests] == ["/v1/chat/completions"] * 2
+
+
+@pytest.mark.parametrize("value", [float("nan"), datetime(2026, 1, 1, tzinfo=UTC), {1, 2}])
+async def test_options_json_cannot_carry_are_a_validation_error(
+    http: httpx2.AsyncClient, value: object
+) -> None:
+    async with fake_openai() as up:
+        with pytest.raises(ModelReinsError) as caught:
+            await adapter(http, up.url).complete(ask(options={"odd": value}))
+        assert up.requests == []
+    assert caught.value.code == "VALIDATION_ERROR"
+    details = caught.value.details
+    assert isinstance(details, list)
+    assert details[0]["path"] == "options"
+
+
+async def test_finished_streams_leave_the_connection_reusable(http: httpx2.AsyncClient) -> None:
+    async with fake_openai() as up:
+        provider = adapter(http, up.url, stream=True)
+        await provider.complete(ask())
+        await drain(provider, ask())
+    assert len({r.client_port for r in up.requests}) == 1

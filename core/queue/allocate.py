@@ -1,0 +1,201 @@
+"""Assignment: applies the router's decisions to the store.
+
+A pass snapshots the fleet, walks pending unassigned jobs (most urgent, then oldest first)
+and for each asks :func:`core.queue.router.explain` where it goes; it stops as soon as no
+online worker has room. Each assignment is a conditional update that re-checks the
+worker's state and capacity in the store, so passes in several processes never overfill a
+worker — a lost race just skips that job until the next pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.queue.context import SYSTEM, QueueContext, worker_view
+from core.queue.models import (
+    TIER_ORDER,
+    RouteCandidate,
+    RouteExplanation,
+    RouteScore,
+)
+from core.queue.notify import inbox_key
+from core.queue.router import (
+    Explanation,
+    JobView,
+    WorkerStats,
+    WorkerView,
+    explain,
+    is_online,
+    strictest_tier,
+)
+from core.store.queue import InHand, JobRow, StatsRow
+
+__all__ = ["Allocator", "Assignment", "Snapshot", "explanation_model", "job_view"]
+
+BATCH = 200
+STATS_TTL = timedelta(seconds=1)
+
+
+@dataclass
+class Snapshot:
+    """The fleet as routing sees it at ``now``; updated in place as a pass assigns."""
+
+    now: datetime
+    views: dict[str, WorkerView]
+    stats: dict[str, WorkerStats]
+    held: dict[str, InHand]
+
+    def took(self, worker: str) -> None:
+        view = self.views[worker]
+        self.views[worker] = view._replace(in_hand=view.in_hand + 1, last_assigned_at=self.now)
+
+    def has_room(self, ctx: QueueContext) -> bool:
+        return any(
+            v.state == "active" and v.in_hand < v.capacity
+            and is_online(v, self.now, ctx.presence_window)
+            for v in self.views.values()
+        )
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One routing outcome of a pass: assigned to ``worker``, or ``held`` for approval."""
+
+    job_id: int
+    worker: str | None
+    held: bool
+    explanation: Explanation
+
+
+def job_view(row: JobRow) -> JobView:
+    return JobView(
+        tags=row.tags, capability=row.capability, provider=row.provider,
+        urgency=row.urgency, risk_tier=row.risk_tier, approved=row.approved_by is not None,
+    )
+
+
+def explanation_model(exp: Explanation) -> RouteExplanation:
+    return RouteExplanation(
+        job_tags=list(exp.job.tags), urgency=exp.job.urgency,  # type: ignore[arg-type]
+        capability=exp.job.capability, provider=exp.job.provider,
+        risk_tier=exp.job.risk_tier,  # type: ignore[arg-type]
+        chosen=exp.chosen, needs_approval=exp.needs_approval,
+        candidates=[
+            RouteCandidate(
+                worker=c.worker, eligible=c.eligible, reasons=list(c.reasons),
+                score=RouteScore(
+                    tag_overlap=round(c.score.tag_overlap, 4),
+                    track_record=round(c.score.track_record, 4),
+                    load=round(c.score.load, 4),
+                    penalties={k: round(v, 4) for k, v in c.score.penalties.items()},
+                    total=round(c.score.total, 4),
+                ),
+                session_approved=c.session_granted, last_assigned_at=c.last_assigned_at,
+            )
+            for c in exp.candidates
+        ],
+    )
+
+
+class Allocator:
+    def __init__(self, ctx: QueueContext) -> None:
+        self.ctx = ctx
+        self._stats: tuple[datetime, dict[str, StatsRow]] | None = None
+
+    def forget_stats(self) -> None:
+        """A failure was recorded here: the next pass must see it."""
+        self._stats = None
+
+    async def _worker_stats(self, now: datetime) -> dict[str, StatsRow]:
+        # Track records change slowly and every pass needs them: they are re-read at most
+        # every STATS_TTL (at once after a failure recorded by this process).
+        if self._stats is not None and timedelta(0) <= now - self._stats[0] < STATS_TTL:
+            return self._stats[1]
+        fresh = await self.ctx.store.jobs.stats(now)
+        self._stats = (now, fresh)
+        return fresh
+
+    async def snapshot(self) -> Snapshot:
+        store, now = self.ctx.store, self.ctx.now()
+        rows = await store.workers.all(include_revoked=False)
+        held = await store.jobs.in_hand()
+        by_id = await self._worker_stats(now)
+        sessions = any(c.risk_tier == "session" for r in rows for c in r.capabilities)
+        grants = await store.jobs.session_grants() if sessions else {}
+        views: dict[str, WorkerView] = {}
+        stats: dict[str, WorkerStats] = {}
+        for row in rows:
+            views[row.name] = worker_view(row, held.get(row.name, InHand()),
+                                          grants.get(row.id, frozenset()))
+            s = by_id.get(row.id)
+            if s is not None:
+                stats[row.name] = WorkerStats(s.done_30d, s.failed_30d, s.failures_1h)
+        return Snapshot(now=now, views=views, stats=stats, held=held)
+
+    def decide(self, job: JobView, snap: Snapshot) -> Explanation:
+        """The router's decision for ``job`` under the capability's current tier (a worker
+        registered after the job was submitted may have made it stricter)."""
+        tier = strictest_tier(job.capability, snap.views.values())
+        if TIER_ORDER[tier] > TIER_ORDER.get(job.risk_tier, 0):
+            job = job._replace(risk_tier=tier)
+        return explain(job, list(snap.views.values()), snap.stats, snap.now,
+                       self.ctx.presence_window)
+
+    async def explain(self, job: JobView) -> Explanation:
+        return self.decide(job, await self.snapshot())
+
+    async def assign_pending(self, snap: Snapshot | None = None) -> list[Assignment]:
+        """Route every pending unassigned job that can go somewhere now."""
+        rows = await self.ctx.store.jobs.queued(after=None, limit=BATCH)
+        if not rows:
+            return []
+        snap = snap or await self.snapshot()
+        placed: list[Assignment] = []
+        while snap.has_room(self.ctx):
+            for row in rows:
+                outcome = await self._place(row, snap)
+                if outcome is not None:
+                    placed.append(outcome)
+                if not snap.has_room(self.ctx):
+                    break
+            after = (rows[-1].priority, rows[-1].id)
+            rows = await self.ctx.store.jobs.queued(after=after, limit=BATCH)
+            if not rows:
+                break
+        await self._announce(placed)
+        return placed
+
+    async def _place(self, row: JobRow, snap: Snapshot) -> Assignment | None:
+        exp = self.decide(job_view(row), snap)
+        jobs = self.ctx.store.jobs
+        if exp.needs_approval:
+            if await jobs.hold(row.id, exp.chosen, exp.job.risk_tier, snap.now):
+                return Assignment(row.id, exp.chosen, True, exp)
+            return None
+        if exp.chosen is None:
+            return None
+        if not await jobs.assign(row.id, exp.chosen, exp.job.risk_tier, snap.now):
+            return None
+        snap.took(exp.chosen)
+        return Assignment(row.id, exp.chosen, False, exp)
+
+    async def placed(self, job_id: int, exp: Explanation, *, held: bool, snap: Snapshot
+                     ) -> None:
+        """Announce a routing decision applied outside a pass (at submission)."""
+        if exp.chosen is not None and not held:
+            snap.took(exp.chosen)
+        await self._announce([Assignment(job_id, exp.chosen, held, exp)])
+
+    async def _announce(self, placed: list[Assignment]) -> None:
+        for a in placed:
+            if a.worker is not None and not a.held:
+                self.ctx.changes.notify(inbox_key(a.worker))
+        for a in placed:
+            chosen = next((c for c in a.explanation.candidates if c.worker == a.worker), None)
+            details: dict[str, Any] = {"worker": a.worker, "risk_tier": a.explanation.job.risk_tier}
+            if chosen is not None:
+                details["score"] = round(chosen.score.total, 4)
+            action = "job.hold" if a.held else "job.assign"
+            await self.ctx.audit(SYSTEM, action, f"job:{a.job_id}", details)

@@ -1,0 +1,141 @@
+"""What the queue's services share: store, clock, settings, audit sink, notifications —
+and the translation of stored rows into wire models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from core.clock import Clock, to_ms
+from core.config import QueueConfig
+from core.queue.models import (
+    Capability,
+    Job,
+    JobAttempt,
+    Presence,
+    Worker,
+    WorkerLoad,
+    WorkerRecord,
+    WorkerStatus,
+)
+from core.queue.notify import Changes
+from core.queue.router import WorkerView, is_online
+from core.store.base import Store
+from core.store.queue import InHand, JobRow, StatsRow, WorkerRow
+
+__all__ = [
+    "SYSTEM",
+    "AuditSink",
+    "QueueContext",
+    "job_model",
+    "worker_actor",
+    "worker_model",
+    "worker_view",
+]
+
+SYSTEM = "system:queue"
+"""The actor of changes the queue makes on its own (assignment, lease expiry)."""
+
+
+def worker_actor(name: str) -> str:
+    return f"worker:{name}"
+
+
+class AuditSink(Protocol):
+    """Anything that records audit entries (core.audit's log, or a test's list)."""
+
+    async def record(self, actor: str, action: str, target: str | None,
+                     details: dict[str, Any] | None = None) -> Any: ...
+
+
+@dataclass
+class QueueContext:
+    store: Store
+    clock: Clock
+    config: QueueConfig
+    audit_sink: AuditSink | None = None
+    changes: Changes = field(default_factory=Changes)
+
+    def now(self) -> datetime:
+        return to_ms(self.clock.now())
+
+    @property
+    def presence_window(self) -> timedelta:
+        return timedelta(seconds=self.config.presence_window_s)
+
+    async def audit(self, actor: str, action: str, target: str | None,
+                    details: dict[str, Any] | None = None) -> None:
+        if self.audit_sink is not None:
+            await self.audit_sink.record(actor, action, target, details)
+
+
+def job_model(row: JobRow) -> Job:
+    return Job(
+        id=row.id, prompt=row.prompt, input=row.input, tags=list(row.tags),
+        capability=row.capability, provider=row.provider, model=row.model,
+        effort=row.effort, urgency=row.urgency, status=row.status,  # type: ignore[arg-type]
+        risk_tier=row.risk_tier,  # type: ignore[arg-type]
+        assigned_to=row.assigned_to, attempts=row.attempts, max_attempts=row.max_attempts,
+        timeout_s=row.timeout_s, lease_expires_at=row.lease_expires_at, result=row.result,
+        error=row.error, approved_by=row.approved_by, created_by=row.created_by,
+        created_at=row.created_at, updated_at=row.updated_at,
+        history=[
+            JobAttempt(
+                attempt=a.attempt, worker=a.worker, started_at=a.started_at,
+                ended_at=a.ended_at, outcome=a.outcome,  # type: ignore[arg-type]
+                error=a.error,
+            )
+            for a in row.history
+        ],
+    )
+
+
+def worker_view(
+    row: WorkerRow, held: InHand, grants: frozenset[str] = frozenset()
+) -> WorkerView:
+    details = row.details or {}
+    return WorkerView(
+        name=row.name, tags=row.tags,
+        capabilities={c.name: c.risk_tier for c in row.capabilities},
+        state=row.state, presence=row.presence, last_seen=row.last_seen,
+        lease_until=held.lease_until, provider=row.provider, capacity=row.capacity,
+        in_hand=held.running + held.assigned, session_started_at=row.session_started_at,
+        resumed_at=row.resumed_at, last_assigned_at=row.last_assigned_at,
+        rate_limited=bool(details.get("rate_limited") or details.get("rateLimited")),
+        session_grants=grants,
+    )
+
+
+def _status(row: WorkerRow, held: InHand, now: datetime, window: timedelta) -> WorkerStatus:
+    if row.state == "revoked":
+        return "revoked"
+    if row.state == "paused":
+        return "paused"
+    return "online" if is_online(worker_view(row, held), now, window) else "offline"
+
+
+def worker_model(row: WorkerRow, held: InHand, stats: StatsRow, now: datetime,
+                 window: timedelta) -> Worker:
+    outcomes = stats.done_30d + stats.failed_30d
+    return Worker(
+        id=row.id, name=row.name, description=row.description,
+        capabilities=[
+            Capability(name=c.name, risk_tier=c.risk_tier,  # type: ignore[arg-type]
+                       requires_secrets=list(c.requires_secrets))
+            for c in row.capabilities
+        ],
+        tags=list(row.tags),
+        status=_status(row, held, now, window),
+        presence=Presence(
+            status=row.presence,  # type: ignore[arg-type]
+            last_seen=row.last_seen, details=row.details, provider=row.provider,
+            capacity=row.capacity, session_started_at=row.session_started_at,
+        ),
+        load=WorkerLoad(running=held.running, assigned=held.assigned, capacity=row.capacity),
+        record=WorkerRecord(
+            done_30d=stats.done_30d, failed_30d=stats.failed_30d,
+            success_rate=round(stats.done_30d / outcomes, 4) if outcomes else None,
+        ),
+        created_at=row.created_at, revoked_at=row.revoked_at,
+    )

@@ -1,0 +1,91 @@
+"""Write-behind: rows queued on the event loop, committed in batches on a worker thread.
+
+Dispatch history is written on every request; committing each row on the event loop costs
+more than the rest of the engine together (see bench/dispatch_overhead.py). Here a caller
+queues its row and goes on; a background task commits everything queued so far in one
+transaction on a thread (sqlite3 releases the GIL while it works), through a connection of
+its own so it never interleaves with the loop's transactions. Readers stay consistent:
+:meth:`drain` waits until everything queued is committed, and :meth:`close` writes what is
+left. Without a running background task, :meth:`submit` writes at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskStatus
+
+__all__ = ["WriteBehind"]
+
+Row = TypeVar("Row")
+
+log = logging.getLogger("modelreins.store")
+
+
+class WriteBehind(Generic[Row]):
+    def __init__(
+        self,
+        write: Callable[[Sequence[Row]], None],
+        on_written: Callable[[Sequence[Row]], None] = lambda rows: None,
+    ) -> None:
+        self._write = write
+        self._on_written = on_written
+        self._queue: list[Row] = []
+        self._wake = anyio.Event()
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._running = False
+
+    def submit(self, row: Row) -> None:
+        if not self._running:
+            self._write_now([row])
+            return
+        self._queue.append(row)
+        self._idle = anyio.Event() if self._idle.is_set() else self._idle
+        self._wake.set()
+
+    async def drain(self) -> None:
+        """Return once every row submitted so far is committed."""
+        await self._idle.wait()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Commit queued rows until cancelled; ``await task_group.start(wb.run)``."""
+        self._running = True
+        task_status.started()
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                batch, self._queue = self._queue, []
+                if batch:
+                    # Shielded: once taken off the queue, a batch is written even if we are
+                    # being cancelled (shutdown), or those rows would be lost.
+                    with anyio.CancelScope(shield=True):
+                        try:
+                            await anyio.to_thread.run_sync(self._write, batch)
+                        except Exception:
+                            # Keep serving: a failed history write must not stop dispatch.
+                            log.exception("lost %d rows: the batch write failed", len(batch))
+                        self._on_written(batch)
+                if not self._queue:
+                    self._idle.set()
+        finally:
+            self._running = False
+
+    def close(self) -> None:
+        """Write whatever is still queued (synchronously); later submits write at once."""
+        self._running = False
+        batch, self._queue = self._queue, []
+        if batch:
+            self._write_now(batch)
+        self._idle.set()
+
+    def _write_now(self, rows: Sequence[Row]) -> None:
+        try:
+            self._write(rows)
+        finally:
+            self._on_written(rows)

@@ -1,0 +1,102 @@
+"""The queue across connections and restarts of a file-backed SQLite store."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import anyio
+
+from core.clock import FakeClock
+from core.errors import Conflict
+from core.queue import Job, JobSpec, QueueService
+from core.store import open_sqlite
+from tests.queue.conftest import ADMIN, CONFIG, START, online
+
+
+def test_a_claim_race_across_connections_has_exactly_one_winner(tmp_path: Path) -> None:
+    """Six contenders on six connections (as if six processes), released together: the
+    assigned worker's first claim wins, every other claim — its own duplicates and the
+    other worker's — is a CONFLICT."""
+    path, clock = tmp_path / "q.db", FakeClock(START)
+
+    async def setup() -> int:
+        store = open_sqlite(path)
+        try:
+            queue = QueueService(store, clock, CONFIG)
+            await online(queue, "a")
+            job = await queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+            await online(queue, "b")
+            assert job.assigned_to == "a"
+            return job.id
+        finally:
+            await store.close()
+
+    job_id = anyio.run(setup)
+    contenders = ["a", "b", "a", "b", "a", "b"]
+    stores = [open_sqlite(path) for _ in contenders]
+    barrier = threading.Barrier(len(contenders))
+    outcomes: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def contend(index: int) -> None:
+        queue = QueueService(stores[index], clock, CONFIG)
+        barrier.wait()
+        try:
+            anyio.run(queue.jobs.claim, job_id, contenders[index])
+            outcome = "won"
+        except Conflict:
+            outcome = "conflict"
+        with lock:
+            outcomes.append((contenders[index], outcome))
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(len(contenders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    for s in stores:
+        anyio.run(s.close)
+    assert sorted(o for o in outcomes if o[1] == "won") == [("a", "won")]
+    assert len(outcomes) == len(contenders)
+
+
+async def test_jobs_in_every_state_survive_a_restart(tmp_path: Path) -> None:
+    path, clock = tmp_path / "q.db", FakeClock(START)
+    store = open_sqlite(path)
+    queue = QueueService(store, clock, CONFIG)
+    await online(queue, "w1", capacity=10,
+                 capabilities=["code", {"name": "deploy", "risk_tier": "approve"}])
+
+    async def submit(**spec: object) -> int:
+        return (await queue.jobs.submit(JobSpec(prompt="p", **spec), actor=ADMIN)).id  # type: ignore[arg-type]
+
+    held = await submit(capability="deploy")
+    waiting = await submit(capability="nobody-has-it")
+    assigned = await submit(tags="code")
+    running, done, failed, escalated, cancelled = [await submit() for _ in range(5)]
+    for job_id in (running, done, failed, escalated):
+        await queue.jobs.claim(job_id, "w1")
+    await queue.jobs.close(done, "w1", {"answer": 42})
+    await queue.jobs.close(failed, "w1", "broke", "failed")
+    await queue.jobs.close(escalated, "w1", "ask a human", "escalated")
+    await queue.jobs.cancel(cancelled, actor=ADMIN)
+    ids = [held, waiting, assigned, running, done, failed, escalated, cancelled]
+    before: list[Job] = [await queue.jobs.get(i) for i in ids]
+    worker_before = await queue.workers.get("w1")
+    await store.close()
+
+    reopened = open_sqlite(path)
+    try:
+        again = QueueService(reopened, clock, CONFIG)
+        after = [await again.jobs.get(i) for i in ids]
+        assert after == before
+        assert [j.status for j in after] == [
+            "awaiting_approval", "pending", "pending", "running", "done", "failed",
+            "escalated", "cancelled"]
+        assert await again.workers.get("w1") == worker_before
+        assert [j.id for j in await again.jobs.inbox("w1")] == [assigned]
+        finished = await again.jobs.close(running, "w1", "after restart")
+        assert finished.status == "done"
+    finally:
+        await reopened.close()

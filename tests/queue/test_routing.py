@@ -1,0 +1,141 @@
+"""Explain and assignment are one computation; waiting for inbox work and results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+
+from core.clock import FakeClock
+from core.config import QueueConfig
+from core.ids import new_id
+from core.queue import Job, JobSpec, QueueService
+from core.queue.allocate import explanation_model
+from core.store import SqliteStore, open_sqlite
+from tests.queue.conftest import ADMIN, online
+
+
+async def _heartbeat_from_another_process(store: SqliteStore, clock: FakeClock, name: str,
+                                          **details: object) -> None:
+    """Presence recorded by another server process: this one routes on its next pass."""
+    now = clock.now()
+    await store.workers.heartbeat(
+        name, presence="active", details=dict(details) or None, tags=None, provider=None,
+        capacity=None, now=now, window_start=now, session_id=new_id("ses"))
+
+
+async def test_assignment_uses_exactly_the_explanation_explain_shows(
+    queue: QueueService, store: SqliteStore, clock: FakeClock,
+) -> None:
+    await online(queue, "alpha", tags="code")
+    await online(queue, "beta", tags="code,review", capacity=2)
+    await online(queue, "gamma", tags="review")
+    warmup = await queue.jobs.submit(JobSpec(prompt="w", tags="review"), actor=ADMIN)
+    assert warmup.assigned_to is not None
+    await queue.jobs.claim(warmup.id, warmup.assigned_to)
+    await queue.jobs.close(warmup.id, warmup.assigned_to, "ok")
+    clock.advance(31)
+    job = await queue.jobs.submit(JobSpec(prompt="x", tags="code,review"), actor=ADMIN)
+    assert job.assigned_to is None
+
+    await _heartbeat_from_another_process(store, clock, "alpha")
+    await _heartbeat_from_another_process(store, clock, "beta")
+    await _heartbeat_from_another_process(store, clock, "gamma", rate_limited=True)
+    shown = await queue.explain_job(job.id)
+    adhoc = await queue.explain(job_tags=" Review,code", urgency="normal")
+    [assignment] = await queue.assign_pending()
+
+    assert explanation_model(assignment.explanation) == shown
+    assert adhoc.model_copy(update={"job_tags": shown.job_tags}) == shown
+    assert assignment.worker == shown.chosen == (await queue.jobs.get(job.id)).assigned_to
+    totals = [c.score.total for c in shown.candidates if c.eligible]
+    assert len(set(totals)) == len(totals) == 3
+    assert shown.candidates[-1].score.penalties["rate_limited"] == 0.25
+
+
+async def test_explain_lists_ineligible_workers_with_their_reasons(queue: QueueService) -> None:
+    await online(queue, "coder", capabilities=["code"])
+    await online(queue, "deployer", capabilities=["deploy"])
+    await queue.workers.register("sleeper", capabilities=["deploy"], actor=ADMIN)
+    exp = await queue.explain(capability="deploy")
+    assert exp.chosen == "deployer"
+    assert {c.worker: c.reasons for c in exp.candidates} == {
+        "deployer": [], "coder": ["lacks capability deploy"], "sleeper": ["offline"]}
+
+
+async def test_wait_for_returns_as_soon_as_the_job_closes(queue: QueueService) -> None:
+    await online(queue, "w1")
+    job = await queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+    await queue.jobs.claim(job.id, "w1")
+    seen: list[Job] = []
+
+    async def wait() -> None:
+        seen.append(await queue.jobs.wait_for(job.id, timeout_s=30, recheck_s=30))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            assert not seen
+            await queue.jobs.close(job.id, "w1", "the answer")
+    assert [(j.status, j.result) for j in seen] == [("done", "the answer")]
+
+
+async def test_wait_for_gives_back_the_unfinished_job_when_time_runs_out(
+    queue: QueueService,
+) -> None:
+    job = await queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+    with anyio.fail_after(5):
+        waited = await queue.jobs.wait_for(job.id, timeout_s=0.01)
+    assert waited.status == "pending"
+
+
+async def test_wait_for_sees_a_close_made_by_another_process(
+    tmp_path: Path, clock: FakeClock,
+) -> None:
+    path = tmp_path / "q.db"
+    config = QueueConfig(presence_window_s=30)
+    here, there = open_sqlite(path), open_sqlite(path)
+    try:
+        waiting, closing = QueueService(here, clock, config), QueueService(there, clock, config)
+        await online(closing, "w1")
+        job = await closing.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+        await closing.jobs.claim(job.id, "w1")
+        seen: list[Job] = []
+
+        async def wait() -> None:
+            seen.append(await waiting.jobs.wait_for(job.id, timeout_s=30, recheck_s=0.02))
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait)
+                await anyio.wait_all_tasks_blocked()
+                await closing.jobs.close(job.id, "w1", "done elsewhere")
+        assert seen[0].result == "done elsewhere"
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_wait_inbox_wakes_when_work_is_assigned(queue: QueueService) -> None:
+    await online(queue, "w1")
+    seen: list[list[Job]] = []
+
+    async def poll() -> None:
+        seen.append(await queue.wait_inbox("w1", timeout_s=30, recheck_s=30))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poll)
+            await anyio.wait_all_tasks_blocked()
+            assert not seen
+            job = await queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+    assert [[j.id for j in jobs] for jobs in seen] == [[job.id]]
+
+
+async def test_wait_inbox_returns_at_once_when_work_is_waiting(queue: QueueService) -> None:
+    await online(queue, "w1")
+    job = await queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+    with anyio.fail_after(5):
+        assert [j.id for j in await queue.wait_inbox("w1", timeout_s=30)] == [job.id]
+        assert await queue.wait_inbox("w1", timeout_s=0) != []

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from core.config import parse_settings
+from core.engine import Engine
+from core.models import DispatchRequest
+from core.store import open_sqlite
+from core.store.write_behind import WriteBehind
+
+
+async def test_rows_queued_before_shutdown_are_written(tmp_path: Path) -> None:
+    settings = parse_settings({"providers": {"e": {"type": "echo", "default": True}}}, env={})
+    async with Engine.open(tmp_path, settings=settings) as engine:
+        ids = [(await engine.dispatch(DispatchRequest(prompt=f"p{i}"))).id for i in range(50)]
+        # Readable at once in-process, before any commit.
+        assert (await engine.get_dispatch(ids[0])).prompt == "p0"
+    store = open_sqlite(tmp_path / "modelreins.db")
+    try:
+        _, total = await store.dispatches.page(limit=1, offset=0)
+        assert total == 50
+    finally:
+        await store.close()
+
+
+async def test_drain_waits_for_commit_and_batches_rows() -> None:
+    batches: list[list[int]] = []
+    gate = anyio.Event()
+
+    def write(rows: Sequence[int]) -> None:
+        batches.append(list(rows))
+
+    writes = WriteBehind(write)
+    async with anyio.create_task_group() as tg:
+        await tg.start(writes.run)
+        for i in range(5):
+            writes.submit(i)
+        await writes.drain()
+        assert sum(batches, []) == [0, 1, 2, 3, 4]
+        assert len(batches) == 1, "rows queued together commit together"
+        gate.set()
+        tg.cancel_scope.cancel()
+
+
+async def test_cancelled_writer_still_writes_the_batch_it_took() -> None:
+    written: list[int] = []
+    writes = WriteBehind(lambda rows: written.extend(rows))
+    async with anyio.create_task_group() as tg:
+        await tg.start(writes.run)
+        writes.submit(1)
+        tg.cancel_scope.cancel()
+    writes.close()
+    assert written == [1]
+
+
+def test_without_a_running_writer_submit_writes_at_once() -> None:
+    written: list[int] = []
+    WriteBehind(lambda rows: written.extend(rows)).submit(7)
+    assert written == [7]
