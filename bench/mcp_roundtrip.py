@@ -36,7 +36,9 @@ import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from bench.common import ROOT, pct
+from bench.common import ROOT, latencies, pct
+from core.engine import Engine
+from core.models import DispatchRequest
 
 MODELREINS = str(Path(sys.executable).parent / "modelreins")
 CONFIG = """\
@@ -187,6 +189,13 @@ async def run(n: int) -> None:
                 http_client(url, headers) as ours:
             report("Streamable HTTP (bearer token auth for modelreins)",
                    await interleaved(targets(bare, ours), n))
+
+    with fresh_home() as home:
+        async with Engine.open(home) as engine:
+            request = DispatchRequest(prompt="benchmark me")
+            alone = await latencies(lambda: engine.dispatch(request, wait_s=25), n)
+    print(f"\nfor reference, engine.dispatch(echo, wait_s=25) in-process, no MCP: "
+          f"p50 {pct(alone, 50) * 1000:.3f} ms  p99 {pct(alone, 99) * 1000:.3f} ms")
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import ModelReinsError
 from core.models import Usage
 from core.providers.base import Completion, ProviderCall, StreamEnd, StreamEvent, TextDelta
-from core.providers.http import ApiKey, HttpConfig, HttpProvider, Resolved, classify, sse_data
+from core.providers.failures import classify
+from core.providers.http import ApiKey, HttpConfig, HttpProvider, Resolved, sse_data
 
 __all__ = ["AnthropicConfig", "AnthropicProvider"]
 

@@ -149,7 +149,7 @@ def tag_overlap(job_tags: Sequence[str], worker_tags: Iterable[str]) -> float:
     if not job_tags:
         return 1.0
     wanted = set(job_tags)
-    return len(wanted & set(worker_tags)) / len(wanted)
+    return len(wanted.intersection(worker_tags)) / len(wanted)
 
 
 def track_record(done: int, failed: int) -> float:
@@ -162,8 +162,12 @@ def load_ratio(in_hand: int, capacity: int) -> float:
     return min(1.0, in_hand / capacity)
 
 
+_ZERO = timedelta(0)
+_NO_STATS = WorkerStats()
+
+
 def _recent(moment: datetime | None, now: datetime, window: timedelta) -> bool:
-    return moment is not None and timedelta(0) <= now - moment < window
+    return moment is not None and _ZERO <= now - moment < window
 
 
 def penalties(worker: WorkerView, stats: WorkerStats, now: datetime) -> dict[str, float]:
@@ -228,7 +232,7 @@ def evaluate(
         Candidate(
             worker=w.name,
             reasons=tuple(eligibility(job, w, now, presence_window)),
-            score=score(job, w, stats.get(w.name, WorkerStats()), now),
+            score=score(job, w, stats.get(w.name, _NO_STATS), now),
             last_assigned_at=w.last_assigned_at,
             session_granted=job.capability in w.session_grants,
         )

@@ -194,3 +194,19 @@ async def test_shutdown_closes_a_running_run_as_interrupted(
             "interrupted: the engine shut down before the run finished")
         assert (await engine.tasks.wait_run((await engine.tasks.run(task.id)).run_id,
                                             5)).status == "success"
+
+
+async def test_a_run_in_another_process_can_be_read_and_waited_for(
+    open_engine: OpenEngine, providers: dict[str, ScriptedProvider]
+) -> None:
+    gate = anyio.Event()
+    providers["main"].steps = [Step(gate=gate)]
+    async with open_engine() as one, open_engine() as two:
+        task = await one.tasks.create(spec())
+        run = await one.tasks.run(task.id)
+        assert (await two.tasks.wait_run(run.run_id, 0)).status == "running"
+        skipped = await two.tasks.run(task.name)  # the running one lives in `one`
+        assert skipped.status == "skipped"
+        gate.set()
+        await one.tasks.wait_run(run.run_id, 5)
+        assert (await two.tasks.wait_run(run.run_id, 5)).status == "success"

@@ -1,4 +1,5 @@
-"""Pure pieces of core.providers.http: classification, Retry-After, scrubbing, resolution."""
+"""Pure pieces of core.providers.failures and .http: classification, Retry-After, scrubbing,
+resolution."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import pytest
 
 from core.errors import ModelReinsError, ProviderError, ProviderTimeout, RateLimited
 from core.providers.base import ProviderConfig
-from core.providers.http import (
+from core.providers.failures import (
     classify,
     map_transport_errors,
     parse_retry_after,
-    resolve,
     scrub,
     upstream_message,
 )
+from core.providers.http import resolve
 from tests.providers.helpers import KEY, ask, assert_no_secret
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
