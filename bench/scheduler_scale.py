@@ -164,7 +164,7 @@ async def main(args: argparse.Namespace) -> None:
             await anyio.sleep(1)
             await measure_idle(args.seconds, sleeps)
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"memory: {rss_mb():.0f} MB resident now, {peak_mb:.0f} MB peak "
+            print(f"memory: {rss_mb():.1f} MB resident now, {peak_mb:.1f} MB peak "
                   f"(Python {sys.version.split()[0]})")
             await measure_lateness(engine, due_ids, args.minutes)
 

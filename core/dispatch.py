@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,7 +168,7 @@ class Dispatcher:
     async def stream(
         self, req: DispatchRequest, *, dispatch_id: str | None = None,
         allowed: frozenset[str] | None = None,
-    ) -> AsyncIterator[DispatchEvent]:
+    ) -> AsyncGenerator[DispatchEvent, None]:
         """Deltas as they come, :class:`Fallback` notices, and finally the stored record."""
         call, prompt = self.call_for(req)
         chain = self.chain(req.provider, allowed)

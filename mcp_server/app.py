@@ -34,6 +34,7 @@ __all__ = [
     "EngineOpener",
     "EngineSlot",
     "build_app",
+    "path_policy",
 ]
 
 ROUTE_MODULES = [
@@ -75,14 +76,24 @@ class Contribution:
     routes: list[BaseRoute] = field(default_factory=list)
     protected: tuple[str, ...] = ()
     """Path prefixes whose requests need an authenticated caller."""
+    public: tuple[str, ...] = ()
+    """Path prefixes that stay open even under a protected prefix (``/api/health``)."""
     lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
 
-def _under(prefixes: Sequence[str]) -> Callable[[str], bool]:
-    def protected(path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in prefixes)
+def _under(prefixes: Sequence[str], path: str) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
-    return protected
+
+def path_policy(parts: Sequence[Contribution]) -> Callable[[str], bool]:
+    """Whether a path needs a caller: under some protected prefix and no public one."""
+    protected = [p for part in parts for p in part.protected]
+    public = [p for part in parts for p in part.public]
+
+    def needs_caller(path: str) -> bool:
+        return _under(protected, path) and not _under(public, path)
+
+    return needs_caller
 
 
 def build_app(
@@ -118,12 +129,11 @@ def build_app(
                 await stack.aclose()
                 slot.engine = None
 
-    protected = _under([prefix for part in parts for prefix in part.protected])
     return Starlette(
         routes=[route for part in parts for route in part.routes],
         middleware=[
             Middleware(HostGuard, names=allowed_names(config.host, config.public_url)),
-            Middleware(BearerAuth, engine=slot, protected=protected,
+            Middleware(BearerAuth, engine=slot, protected=path_policy(parts),
                        require_token=config.auth == "token"),
         ],
         lifespan=lifespan,

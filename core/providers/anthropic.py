@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -120,7 +120,7 @@ class AnthropicProvider(HttpProvider):
             truncated=answer.stop_reason == "max_tokens",
         )
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamEvent]:
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamEvent, None]:
         r = self.resolve(call)
         model, usage, stop_reason, finished = r.model, Usage(), None, False
         async with self.open_stream("/v1/messages", self.body(r, stream=True)) as lines:

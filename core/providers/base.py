@@ -9,7 +9,7 @@ classified (RATE_LIMITED, PROVIDER_ERROR, PROVIDER_TIMEOUT); nothing else leaks 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -106,7 +106,7 @@ class Provider(ABC):
     async def complete(self, call: ProviderCall) -> Completion:
         """Answer the call in one piece."""
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamEvent]:
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamEvent, None]:
         """Answer as deltas then one :class:`StreamEnd`. Default: one delta of the whole text."""
         done = await self.complete(call)
         if done.text:

@@ -26,7 +26,7 @@ import math
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Literal
 
@@ -129,7 +129,7 @@ class CliProvider(Provider):
             truncated=result.truncated,
         )
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamEvent]:
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamEvent, None]:
         """Deltas as stdout arrives, then :class:`StreamEnd`; a failure is raised after them.
 
         Close the iterator when stopping early (``contextlib.aclosing``): that kills the command.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -75,7 +75,7 @@ class OllamaProvider(HttpProvider):
             truncated=answer.done_reason == "length",
         )
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamEvent]:
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamEvent, None]:
         r = self.resolve(call)
         last: _Line | None = None
         async with self.open_stream("/api/chat", self.body(r, stream=True)) as lines:

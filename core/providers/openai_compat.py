@@ -3,7 +3,7 @@ OpenRouter, 1minAI…), whole or streamed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -115,7 +115,7 @@ class OpenAICompatProvider(HttpProvider):
             truncated=choice.finish_reason == "length",
         )
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamEvent]:
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamEvent, None]:
         r = self.resolve(call)
         model, usage, finish, done = r.model, Usage(), None, False
         async with self.open_stream("/chat/completions", self.body(r, stream=True)) as lines:

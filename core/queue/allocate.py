@@ -51,12 +51,16 @@ class Snapshot:
         view = self.views[worker]
         self.views[worker] = view._replace(in_hand=view.in_hand + 1, last_assigned_at=self.now)
 
-    def has_room(self, ctx: QueueContext) -> bool:
-        return any(
-            v.state == "active" and v.in_hand < v.capacity
+    def open_workers(self, ctx: QueueContext) -> list[WorkerView]:
+        """Workers that could take a job now: active, online, with room."""
+        return [
+            v for v in self.views.values()
+            if v.state == "active" and v.in_hand < v.capacity
             and is_online(v, self.now, ctx.presence_window)
-            for v in self.views.values()
-        )
+        ]
+
+    def has_room(self, ctx: QueueContext) -> bool:
+        return bool(self.open_workers(ctx))
 
 
 @dataclass(frozen=True)
@@ -148,22 +152,30 @@ class Allocator:
 
     async def assign_pending(self, snap: Snapshot | None = None) -> list[Assignment]:
         """Route every pending unassigned job that can go somewhere now."""
-        rows = await self.ctx.store.jobs.queued(after=None, limit=BATCH)
-        if not rows:
+        jobs = self.ctx.store.jobs
+        if not await jobs.queued(after=None, limit=1):
             return []
         snap = snap or await self.snapshot()
         placed: list[Assignment] = []
-        while snap.has_room(self.ctx):
+        after: tuple[int, int] | None = None
+        while open_now := snap.open_workers(self.ctx):
+            # Read about as many jobs as there is room for, and only jobs some open worker
+            # could serve: draining a long backlog costs per job placed, not per job waiting.
+            room = sum(w.capacity - w.in_hand for w in open_now)
+            limit = min(BATCH, 2 * room + 4)
+            rows = await jobs.queued(
+                after=after, limit=limit,
+                capabilities={c for w in open_now for c in w.capabilities},
+                providers={w.provider for w in open_now if w.provider is not None})
             for row in rows:
                 outcome = await self._place(row, snap)
                 if outcome is not None:
                     placed.append(outcome)
                 if not snap.has_room(self.ctx):
                     break
-            after = (rows[-1].priority, rows[-1].id)
-            rows = await self.ctx.store.jobs.queued(after=after, limit=BATCH)
-            if not rows:
+            if len(rows) < limit:
                 break
+            after = (rows[-1].priority, rows[-1].id)
         await self._announce(placed)
         return placed
 

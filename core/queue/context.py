@@ -3,8 +3,11 @@ and the translation of stored rows into wire models."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from core.clock import Clock, to_ms
@@ -22,7 +25,7 @@ from core.queue.models import (
 from core.queue.notify import Changes
 from core.queue.router import WorkerView, is_online
 from core.store.base import Store
-from core.store.queue import InHand, JobRow, StatsRow, WorkerRow
+from core.store.queue import CapabilityRow, InHand, JobRow, StatsRow, WorkerRow
 
 __all__ = [
     "SYSTEM",
@@ -91,13 +94,18 @@ def job_model(row: JobRow) -> Job:
     )
 
 
+@lru_cache(maxsize=1024)
+def _tiers(capabilities: tuple[CapabilityRow, ...]) -> Mapping[str, str]:
+    return MappingProxyType({c.name: c.risk_tier for c in capabilities})
+
+
 def worker_view(
     row: WorkerRow, held: InHand, grants: frozenset[str] = frozenset()
 ) -> WorkerView:
     details = row.details or {}
     return WorkerView(
         name=row.name, tags=row.tags,
-        capabilities={c.name: c.risk_tier for c in row.capabilities},
+        capabilities=_tiers(row.capabilities),
         state=row.state, presence=row.presence, last_seen=row.last_seen,
         lease_until=held.lease_until, provider=row.provider, capacity=row.capacity,
         in_hand=held.running + held.assigned, session_started_at=row.session_started_at,

@@ -24,6 +24,7 @@ from core.queue.allocate import Allocator, Snapshot
 from core.queue.context import SYSTEM, QueueContext, job_model, worker_actor
 from core.queue.models import (
     CLOSE_STATUSES,
+    JOB_STATUSES,
     TERMINAL,
     Job,
     JobPatch,
@@ -87,6 +88,8 @@ class JobService:
         assigned_to: str | None = None, limit: int = 20, offset: int = 0,
     ) -> Page[Job]:
         """Newest first; ``tags`` (list or comma string) must all be present."""
+        if status is not None and status not in JOB_STATUSES:
+            raise field_error("status", f"must be one of {', '.join(JOB_STATUSES)}")
         if limit < 1 or limit > 500:
             raise field_error("limit", "must be between 1 and 500")
         if offset < 0:
@@ -103,34 +106,33 @@ class JobService:
         snap = await self.allocator.snapshot()
         view = JobView(tags=tuple(spec.tags), capability=spec.capability,
                        provider=spec.provider, urgency=spec.urgency)
-        # With no backlog the job is routed as it is inserted (one transaction); behind a
-        # backlog it queues up and the pass serves older jobs first.
+        exp = self.allocator.decide(view, snap)
+        held = exp.needs_approval
+        # Routed as it is inserted (one transaction) — unless older jobs are waiting: then
+        # it queues up behind them and the pass below serves them first.
         backlog = bool(await self.ctx.store.jobs.queued(after=None, limit=1))
-        exp = None if backlog else self.allocator.decide(view, snap)
-        tier = exp.job.risk_tier if exp else strictest_tier(spec.capability,
-                                                             snap.views.values())
-        held = tier == "approve" or (exp is not None and exp.needs_approval)
-        assign_to = exp.chosen if exp is not None and not held else None
+        assign_to = exp.chosen if not (held or backlog) else None
         row = await self.ctx.store.jobs.add(NewJob(
             prompt=spec.prompt, input=spec.input, tags=view.tags,
             capability=spec.capability, provider=spec.provider, model=spec.model,
             effort=spec.effort, urgency=spec.urgency, priority=PRIORITY[spec.urgency],
-            status="awaiting_approval" if held else "pending", risk_tier=tier,
+            status="awaiting_approval" if held else "pending", risk_tier=exp.job.risk_tier,
             max_attempts=spec.max_attempts or self.ctx.config.max_attempts,
             timeout_s=spec.timeout_s or self.ctx.config.default_timeout_s,
             created_by=actor.actor, created_at=snap.now,
-            assigned_to=exp.chosen if held and exp is not None else None,
+            assigned_to=exp.chosen if held else None,
         ), assign_to=assign_to)
         details: dict[str, Any] = {"tags": list(row.tags), "capability": row.capability,
-                                   "risk_tier": tier, "status": row.status}
-        if tier == "audit":
+                                   "risk_tier": row.risk_tier, "status": row.status}
+        if row.risk_tier == "audit":
             details.update(prompt=row.prompt, input=row.input)
         await self.ctx.audit(actor.actor, "job.submit", _target(row.id), details)
-        routed = held or (assign_to is not None and row.assigned_to == assign_to)
-        if exp is not None and routed:
+        if held or (assign_to is not None and row.assigned_to == assign_to):
             await self.allocator.placed(row.id, exp, held=held, snap=snap)
-        if backlog and not held:
-            await self.allocator.assign_pending(snap)
+            return job_model(row)
+        if backlog or assign_to is not None:
+            # Behind a backlog, or the chosen worker filled up meanwhile (another process).
+            await self.allocator.assign_pending(None if assign_to else snap)
             return await self.get(row.id)
         return job_model(row)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator
 
@@ -17,6 +17,7 @@ from core.models import UtcDatetime, WireModel
 
 __all__ = [
     "CLOSE_STATUSES",
+    "JOB_STATUSES",
     "TERMINAL",
     "TIER_ORDER",
     "WORKER_NAME",
@@ -55,6 +56,7 @@ WorkerStatus = Literal["online", "offline", "paused", "revoked"]
 PresenceStatus = Literal["active", "idle", "busy"]
 AttemptOutcome = Literal["done", "failed", "escalated", "lost", "cancelled"]
 
+JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 TERMINAL: frozenset[str] = frozenset({"done", "failed", "escalated", "cancelled"})
 CLOSE_STATUSES: frozenset[str] = frozenset({"done", "failed", "escalated"})
 #: Strictness of risk tiers: when workers disagree about a capability, the strictest wins.

@@ -16,7 +16,7 @@ import anyio
 from core.clock import Clock
 from core.config import QueueConfig
 from core.queue.allocate import Allocator, Assignment, explanation_model
-from core.queue.context import AuditSink, QueueContext
+from core.queue.context import AuditSink, QueueContext, job_model
 from core.queue.jobs import JobService
 from core.queue.models import Job, RouteExplanation, Urgency, normalize_tags
 from core.queue.notify import Changes, inbox_key
@@ -82,9 +82,14 @@ class QueueService:
         empty, or empty after ``timeout_s``. Wakes at once on an in-process assignment;
         re-reads the store every ``recheck_s`` for assignments made by other processes."""
         deadline = anyio.current_time() + timeout_s
+        checked = False
         while True:
             with self.changes.watch(inbox_key(worker_name)) as assigned:
-                jobs = await self.jobs.inbox(worker_name)
+                if checked:
+                    rows = await self.ctx.store.jobs.inbox(worker_name, "pending")
+                    jobs = [job_model(r) for r in rows]
+                else:  # the first read also refuses an unknown worker
+                    jobs, checked = await self.jobs.inbox(worker_name), True
                 left = deadline - anyio.current_time()
                 if jobs or left <= 0:
                     return jobs

@@ -57,6 +57,11 @@ async def refuse_unknown(ctx: QueueContext, name: str) -> NoReturn:
     raise NotFound(f"no worker '{name}'")
 
 
+def _recency(worker: Worker) -> tuple[bool, float]:
+    seen = worker.presence.last_seen
+    return (seen is None, -seen.timestamp() if seen else 0.0)
+
+
 class WorkerService:
     """``queue.workers``: the fleet's identities and presence."""
 
@@ -75,11 +80,7 @@ class WorkerService:
         return row
 
     async def _model(self, row: WorkerRow) -> Worker:
-        now = self.ctx.now()
-        held = InHand() if row.state == "revoked" else (
-            (await self.ctx.store.jobs.in_hand()).get(row.name, InHand()))
-        stats = (await self.ctx.store.jobs.stats(now)).get(row.id, StatsRow())
-        return worker_model(row, held, stats, now, self.ctx.presence_window)
+        return (await self._models([row]))[0]
 
     async def _models(self, rows: Sequence[WorkerRow]) -> builtins.list[Worker]:
         now = self.ctx.now()
@@ -87,6 +88,7 @@ class WorkerService:
         stats = await self.ctx.store.jobs.stats(now)
         return [
             worker_model(
+                # A revoked worker's name may belong to a live one now: it holds nothing.
                 r, InHand() if r.state == "revoked" else held.get(r.name, InHand()),
                 stats.get(r.id, StatsRow()), now, self.ctx.presence_window)
             for r in rows
@@ -125,9 +127,7 @@ class WorkerService:
     async def presence(self) -> builtins.list[Worker]:
         """Live workers, most recently heard from first."""
         workers = await self._models(await self.ctx.store.workers.all(include_revoked=False))
-        return sorted(workers, key=lambda w: (w.presence.last_seen is None,
-                                               -(w.presence.last_seen.timestamp()
-                                                 if w.presence.last_seen else 0.0), w.name))
+        return sorted(workers, key=_recency)
 
     async def pause(self, id_or_name: str, *, actor: Principal) -> Worker:
         """Stop routing to the worker; its unclaimed jobs go back to the queue, claimed ones

@@ -34,12 +34,7 @@ INBOX = """
 SELECT * FROM jobs WHERE assigned_to = ? AND status = ? ORDER BY priority DESC, id
 """
 QUEUED = """
-SELECT * FROM jobs WHERE status = 'pending' AND assigned_to IS NULL
-ORDER BY priority DESC, id LIMIT ?
-"""
-QUEUED_AFTER = """
-SELECT * FROM jobs WHERE status = 'pending' AND assigned_to IS NULL
-  AND (priority < ? OR (priority = ? AND id > ?))
+SELECT * FROM jobs WHERE status = 'pending' AND assigned_to IS NULL {filters}
 ORDER BY priority DESC, id LIMIT ?
 """
 # The worker must be active and below its capacity (jobs it holds, claimed or not).
@@ -105,12 +100,15 @@ GIVE_UP = """
 UPDATE jobs SET status = 'failed', lease_expires_at = NULL, error = ?, updated_at = ?
 WHERE id = ? AND status = 'running'
 """
+# Forced onto the partial index of in-hand jobs: the planner would otherwise walk every
+# pending job by status, which under a long backlog costs per job waiting on every pass.
 IN_HAND = """
 SELECT assigned_to,
        SUM(status = 'running') AS running,
        SUM(status = 'pending') AS assigned,
        MAX(CASE WHEN status = 'running' THEN lease_expires_at END) AS lease_until
-FROM jobs WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL
+FROM jobs INDEXED BY jobs_in_hand
+WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL
 GROUP BY assigned_to
 """
 STATS_30D = """
@@ -263,14 +261,22 @@ class SqliteJobs:
     async def inbox(self, worker: str, status: str) -> list[JobRow]:
         return self._with_history(self.db.conn.execute(INBOX, (worker, status)).fetchall())
 
-    async def queued(self, *, after: tuple[int, int] | None, limit: int) -> list[JobRow]:
-        if after is None:
-            rows = self.db.conn.execute(QUEUED, (limit,)).fetchall()
-        else:
-            priority, job_id = after
-            rows = self.db.conn.execute(
-                QUEUED_AFTER, (priority, priority, job_id, limit)).fetchall()
-        return [_job(r) for r in rows]
+    async def queued(
+        self, *, after: tuple[int, int] | None, limit: int,
+        capabilities: Collection[str] | None = None, providers: Collection[str] | None = None,
+    ) -> list[JobRow]:
+        filters: list[str] = []
+        args: list[Any] = []
+        if after is not None:
+            filters.append("AND (priority < ? OR (priority = ? AND id > ?))")
+            args += [after[0], after[0], after[1]]
+        for column, allowed in (("capability", capabilities), ("provider", providers)):
+            if allowed is not None:
+                marks = ",".join("?" * len(allowed))
+                filters.append(f"AND ({column} IS NULL OR {column} IN ({marks}))")
+                args += sorted(allowed)
+        sql = QUEUED.format(filters=" ".join(filters))
+        return [_job(r) for r in self.db.conn.execute(sql, [*args, limit])]
 
     def _assign(self, job_id: int, worker: str, risk_tier: str, at: str) -> bool:
         conn = self.db.conn

@@ -160,6 +160,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX jobs_inbox ON jobs (assigned_to, status, priority DESC, id);
         CREATE INDEX jobs_pending ON jobs (status, created_at);
         CREATE INDEX jobs_leases ON jobs (status, lease_expires_at);
+        CREATE INDEX jobs_in_hand ON jobs (assigned_to, status)
+            WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL;
         CREATE TABLE job_attempts (
             job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
             attempt INTEGER NOT NULL,
@@ -171,7 +173,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             error TEXT,
             PRIMARY KEY (job_id, attempt)
         );
-        CREATE INDEX job_attempts_outcome ON job_attempts (outcome, ended_at);
+        CREATE INDEX job_attempts_failures ON job_attempts (worker_id, ended_at)
+            WHERE outcome IN ('failed', 'lost');
         CREATE TABLE worker_stats (
             worker_id TEXT NOT NULL,
             day TEXT NOT NULL,

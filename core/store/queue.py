@@ -203,9 +203,13 @@ class JobRepo(Protocol):
         """Jobs assigned to ``worker`` in ``status``, most urgent then oldest first."""
         ...
 
-    async def queued(self, *, after: tuple[int, int] | None, limit: int) -> list[JobRow]:
+    async def queued(
+        self, *, after: tuple[int, int] | None, limit: int,
+        capabilities: Collection[str] | None = None, providers: Collection[str] | None = None,
+    ) -> list[JobRow]:
         """Pending unassigned jobs (no history), most urgent then oldest first, keyset-paged
-        after ``(priority, id)``."""
+        after ``(priority, id)``; if given, only jobs needing none or one of
+        ``capabilities`` and none or one of ``providers``."""
         ...
 
     async def assign(self, job_id: int, worker: str, risk_tier: str, now: datetime) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -82,17 +83,22 @@ class SqliteRuns:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def start(self, run: Run, *, stale_before: datetime, abandoned: ErrorInfo
-                    ) -> Run | Busy | None:
+    async def start(self, runs: Sequence[Run], *, stale_before: datetime,
+                    abandoned: ErrorInfo) -> list[Run | Busy | None]:
         with self.db.transaction() as conn:
-            if conn.execute(TASK_EXISTS, (run.task_id,)).fetchone() is None:
-                return None
-            conn.execute(ABANDON, (_json(abandoned), iso(run.started_at), run.task_id,
-                                   iso(stale_before)))
-            running = conn.execute(RUNNING, (run.task_id,)).fetchone()
-            if running is not None:
-                return Busy(running["id"], from_iso(running["started_at"]))
-            conn.execute(INSERT, _row(run))
+            return [self._start(conn, run, iso(stale_before), _json(abandoned))
+                    for run in runs]
+
+    @staticmethod
+    def _start(conn: sqlite3.Connection, run: Run, stale_before: str, abandoned: str | None
+               ) -> Run | Busy | None:
+        if conn.execute(TASK_EXISTS, (run.task_id,)).fetchone() is None:
+            return None
+        conn.execute(ABANDON, (abandoned, iso(run.started_at), run.task_id, stale_before))
+        running = conn.execute(RUNNING, (run.task_id,)).fetchone()
+        if running is not None:
+            return Busy(running["id"], from_iso(running["started_at"]))
+        conn.execute(INSERT, _row(run))
         return run
 
     async def add(self, run: Run) -> None:

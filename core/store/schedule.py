@@ -8,6 +8,7 @@ same task is running, and :meth:`LeaseRepo.acquire` hands the lease to one holde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -15,7 +16,16 @@ from typing import Protocol
 from core.models import ErrorInfo
 from core.tasks.models import Run, RunWebhook, Task
 
-__all__ = ["Busy", "Claimed", "DueTask", "LeaseRepo", "LeaseState", "RunRepo", "TaskRepo"]
+__all__ = [
+    "Busy",
+    "Claimed",
+    "DueTask",
+    "Fire",
+    "LeaseRepo",
+    "LeaseState",
+    "RunRepo",
+    "TaskRepo",
+]
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,15 @@ class DueTask:
     schedule: str
     timezone: str
     next_run_at: datetime
+
+
+@dataclass(frozen=True)
+class Fire:
+    """A fire to claim: move ``task_id``'s ``next_run_at`` from ``due`` to ``next_run_at``."""
+
+    task_id: str
+    due: datetime
+    next_run_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -88,20 +107,19 @@ class TaskRepo(Protocol):
         """Enabled tasks due at ``now``, earliest first."""
         ...
 
-    async def claim(self, task_id: str, due: datetime, next_run_at: datetime | None
-                    ) -> Claimed | None:
-        """Atomically move an enabled task's ``next_run_at`` from ``due`` to
-        ``next_run_at``; None if it no longer holds ``due`` (someone else fired it, or it
-        was changed, disabled or deleted)."""
+    async def claim(self, fires: Sequence[Fire]) -> list[Claimed]:
+        """Atomically (all in one transaction) move each enabled task's ``next_run_at``
+        from ``due`` to the next; the fires won, in order. A fire is lost when its task no
+        longer holds ``due``: someone else fired it, or it was changed, disabled, deleted."""
         ...
 
 
 class RunRepo(Protocol):
-    async def start(self, run: Run, *, stale_before: datetime, abandoned: ErrorInfo
-                    ) -> Run | Busy | None:
-        """Insert a running ``run`` unless another run of its task is still running
-        (:class:`Busy`) or the task is gone (None). Running runs started before
-        ``stale_before`` are first closed as errors with ``abandoned``."""
+    async def start(self, runs: Sequence[Run], *, stale_before: datetime,
+                    abandoned: ErrorInfo) -> list[Run | Busy | None]:
+        """In one transaction, insert each running run unless another run of its task is
+        still running (:class:`Busy`) or the task is gone (None); outcomes in order.
+        Running runs started before ``stale_before`` are first closed with ``abandoned``."""
         ...
 
     async def add(self, run: Run) -> None:

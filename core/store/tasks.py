@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.clock import from_iso, iso
 from core.errors import Conflict
-from core.store.schedule import Claimed, DueTask
+from core.store.schedule import Claimed, DueTask, Fire
 from core.tasks.models import Task, TaskContext
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ LEFT JOIN runs r ON r.id = (
 SELECT_ONE = SELECT + "WHERE t.id = ?"
 SELECT_BY_NAME = SELECT + "WHERE t.name = ?"
 SELECT_ALL = SELECT + "ORDER BY t.name, t.id"
-RUN_AS = "SELECT run_as FROM tasks WHERE id = ?"
+# A claimed task is a snapshot for its run: its last run does not matter there.
+SELECT_CLAIMED = "SELECT *, NULL AS last_run_at, NULL AS last_status FROM tasks WHERE id = ?"
 UPDATE = """
 UPDATE tasks SET name = ?, schedule = ?, prompt = ?, provider = ?, model = ?, enabled = ?,
                  webhook = ?, webhook_format = ?, timezone = ?, context = ?, updated_at = ?,
@@ -164,13 +166,12 @@ class SqliteTasks:
         return [DueTask(r["id"], r["schedule"], r["timezone"], from_iso(r["next_run_at"]))
                 for r in rows]
 
-    async def claim(self, task_id: str, due: datetime, next_run_at: datetime | None
-                    ) -> Claimed | None:
+    async def claim(self, fires: Sequence[Fire]) -> list[Claimed]:
+        won: list[Claimed] = []
         with self.db.transaction() as conn:
-            if conn.execute(CLAIM, (_opt_iso(next_run_at), task_id, iso(due))).rowcount == 0:
-                return None
-            task = self._one(SELECT_ONE, task_id)
-            run_as = conn.execute(RUN_AS, (task_id,)).fetchone()
-        if task is None or run_as is None:
-            return None
-        return Claimed(task, _run_as(run_as[0]))
+            for fire in fires:
+                params = (_opt_iso(fire.next_run_at), fire.task_id, iso(fire.due))
+                if conn.execute(CLAIM, params).rowcount:
+                    row = conn.execute(SELECT_CLAIMED, (fire.task_id,)).fetchone()
+                    won.append(Claimed(_task(row), _run_as(row["run_as"])))
+        return won

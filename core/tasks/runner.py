@@ -12,10 +12,10 @@ A run cut short by shutdown is closed as an error rather than left ``running``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import anyio
 import anyio.to_thread
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from core.store.base import DispatchRepo
 
-__all__ = ["RunExecutor", "RunStore", "TaskEngine"]
+__all__ = ["RunExecutor", "RunStart", "RunStore", "TaskEngine"]
 
 log = logging.getLogger("modelreins.tasks")
 
@@ -65,6 +65,14 @@ class TaskEngine(Protocol):
         self, req: DispatchRequest, *, wait_s: float | None = ..., principal: Principal = ...,
         dispatch_id: str | None = ...,
     ) -> DispatchRecord: ...
+
+
+class RunStart(NamedTuple):
+    """A run to start: of which task, as whom, and why."""
+
+    task: Task
+    principal: Principal
+    trigger: RunTrigger
 
 
 class RunStore(Protocol):
@@ -122,19 +130,32 @@ class RunExecutor:
 
     async def start(self, task: Task, principal: Principal, trigger: RunTrigger) -> Run:
         """Record a run of ``task`` and set it going; ``skipped`` if one is still running."""
+        [run] = await self.start_many([RunStart(task, principal, trigger)])
+        if run is None:
+            raise NotFound(f"no task '{task.id}'")
+        return run
+
+    async def start_many(self, starts: Sequence[RunStart]) -> list[Run | None]:
+        """:meth:`start` for several runs, recorded in one store transaction (how the
+        scheduler fires a batch of due tasks); None where the task is gone."""
         group = self.engine.task_group
         now = to_ms(self.clock.now())
-        run = Run(run_id=new_id("run"), task_id=task.id, trigger=trigger, status="running",
-                  provider=task.provider, model=task.model, started_at=now)
-        started = await self.store.runs.start(run, stale_before=now - self._stale_after,
-                                              abandoned=_ABANDONED)
-        if started is None:
-            raise NotFound(f"no task '{task.id}'")
-        if isinstance(started, Busy):
-            return await self._skip(run, started)
-        handle = self._inflight[run.run_id] = _Handle()
-        group.start_soon(self._execute, task, run, principal, handle)
-        return run
+        runs = [Run(run_id=new_id("run"), task_id=s.task.id, trigger=s.trigger, status="running",
+                    provider=s.task.provider, model=s.task.model, started_at=now)
+                for s in starts]
+        outcomes = await self.store.runs.start(runs, stale_before=now - self._stale_after,
+                                               abandoned=_ABANDONED)
+        started: list[Run | None] = []
+        for start, run, outcome in zip(starts, runs, outcomes, strict=True):
+            if isinstance(outcome, Busy):
+                started.append(await self._skip(run, outcome))
+            elif outcome is None:
+                started.append(None)
+            else:
+                handle = self._inflight[run.run_id] = _Handle()
+                group.start_soon(self._execute, start.task, run, start.principal, handle)
+                started.append(run)
+        return started
 
     async def _skip(self, run: Run, busy: Busy) -> Run:
         reason = (f"skipped: run {busy.run_id} of this task is still running "

@@ -34,7 +34,7 @@ from core.clock import Clock
 from core.config import TasksConfig
 from core.errors import ModelReinsError
 from core.ids import new_id
-from core.store.schedule import DueTask, LeaseRepo, TaskRepo
+from core.store.schedule import Claimed, DueTask, Fire, LeaseRepo, TaskRepo
 from core.tasks.cron import last_fire_between, next_fire
 from core.tasks.models import Run, RunTrigger, Task
 
@@ -50,7 +50,6 @@ BATCH = 500
 _MAX_BATCHES = 1000
 _ERROR_BACKOFF_S = 1.0
 _ON_TIME_FLOOR_S = 60.0
-_TICK = timedelta(microseconds=1)
 
 Sleeper = Callable[[float, anyio.Event], Awaitable[None]]
 """``(seconds, wake)``: return after ``seconds``, or as soon as ``wake`` is set."""
@@ -160,42 +159,49 @@ class Scheduler:
     async def _fire_due(self) -> None:
         for _ in range(_MAX_BATCHES):
             batch = await self.store.tasks.due(self.clock.now(), BATCH)
-            for due in batch:
-                await self._fire(due)
+            await self._fire_batch(batch)
             if len(batch) < BATCH:
                 return
 
-    def _trigger(self, due: DueTask, now: datetime) -> RunTrigger | None:
-        """``schedule`` if this fire is merely late, ``catchup`` for the latest missed one
-        within the grace window, None when even that is too old."""
+    def _plan(self, due: DueTask, now: datetime) -> tuple[Fire, RunTrigger | None]:
+        """How to fire ``due`` at ``now``: where its ``next_run_at`` moves, and the run's
+        trigger — ``schedule`` if the fire is merely late, ``catchup`` for the latest missed
+        one within the grace window, None when even that is too old."""
         scheduled = due.next_run_at
-        latest = last_fire_between(scheduled - _TICK, now, due.schedule, due.timezone)
-        latest = latest or scheduled
-        if latest == scheduled and now - scheduled < self._on_time:
-            return "schedule"
-        return "catchup" if now - latest <= self._grace else None
-
-    async def _fire(self, due: DueTask) -> None:
-        now = self.clock.now()
         try:
-            trigger = self._trigger(due, now)
+            after = next_fire(scheduled, due.schedule, due.timezone)
+            if after > now:  # the common case: nothing else came due since
+                trigger: RunTrigger | None = "schedule"
+                if now - scheduled >= self._on_time:
+                    trigger = self._catchup(scheduled, now)
+                return Fire(due.id, scheduled, after), trigger
+            latest = last_fire_between(scheduled, now, due.schedule, due.timezone) or after
             following: datetime | None = next_fire(now, due.schedule, due.timezone)
         except ModelReinsError as exc:
             # A schedule that can no longer be evaluated stops firing (nextRunAt: null).
             log.error("task %s: cannot compute its next run: %s", due.id, exc)
-            trigger, following = None, None
-        claimed = await self.store.tasks.claim(due.id, due.next_run_at, following)
-        if claimed is None:
-            return
-        if trigger is None:
-            log.info("task %s: missed %s, beyond the catch-up grace; not run",
-                     due.id, due.next_run_at)
-            return
-        try:
-            run = await self.service.fire(claimed, trigger)
-        except ModelReinsError as exc:
-            log.warning("task %s: run not started: %s", due.id, exc)
-            return
-        log.info("task %s fired: %s (%s)", claimed.task.name, run.run_id, trigger)
-        if self.on_fire is not None:
-            await self.on_fire(claimed.task, run)
+            return Fire(due.id, scheduled, None), None
+        return Fire(due.id, scheduled, following), self._catchup(latest, now)
+
+    def _catchup(self, missed: datetime, now: datetime) -> RunTrigger | None:
+        return "catchup" if now - missed <= self._grace else None
+
+    async def _fire_batch(self, batch: list[DueTask]) -> None:
+        now = self.clock.now()
+        plans = {due.id: self._plan(due, now) for due in batch}
+        claimed = await self.store.tasks.claim([fire for fire, _ in plans.values()])
+        wanted: list[tuple[Claimed, RunTrigger]] = []
+        for won in claimed:
+            trigger = plans[won.task.id][1]
+            if trigger is None:
+                log.info("task %s: missed %s, beyond the catch-up grace; not run",
+                         won.task.id, plans[won.task.id][0].due)
+            else:
+                wanted.append((won, trigger))
+        runs = await self.service.fire(wanted) if wanted else []
+        for (won, trigger), run in zip(wanted, runs, strict=True):
+            if run is None:
+                continue
+            log.info("task %s fired: %s (%s)", won.task.name, run.run_id, trigger)
+            if self.on_fire is not None:
+                await self.on_fire(won.task, run)

@@ -11,6 +11,7 @@ apart.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -25,7 +26,7 @@ from core.principal import LOCAL, Principal
 from core.store.schedule import Claimed, TaskRepo
 from core.tasks.cron import next_fire
 from core.tasks.models import Run, RunTrigger, Task, TaskPatch, TaskSpec
-from core.tasks.runner import RunExecutor, RunStore, TaskEngine
+from core.tasks.runner import RunExecutor, RunStart, RunStore, TaskEngine
 from core.tasks.targets import Resolver, resolve_host
 from core.tasks.validation import Rules, apply_patch, validate
 from core.tasks.webhooks import Sleep
@@ -51,6 +52,10 @@ class AuditSink(Protocol):
 class TaskStore(RunStore, Protocol):
     @property
     def tasks(self) -> TaskRepo: ...
+
+
+def _run_as(claimed: Claimed) -> Principal:
+    return Principal(name=SCHEDULER, kind="local", providers=claimed.run_as)
 
 
 class TaskService:
@@ -194,12 +199,12 @@ class TaskService:
                           {"name": task.name, "runId": run.run_id, "status": run.status})
         return run
 
-    async def fire(self, claimed: Claimed, trigger: RunTrigger) -> Run:
-        """Start a run the scheduler has claimed, as whoever last set the task up."""
-        principal = Principal(name=SCHEDULER, kind="local", providers=claimed.run_as)
-        return await self.runner.start(claimed.task, principal, trigger)
-
-    # -- results -------------------------------------------------------------------------
+    async def fire(self, fires: Sequence[tuple[Claimed, RunTrigger]]
+                   ) -> builtins.list[Run | None]:
+        """Start runs the scheduler has claimed (in one store transaction), each as whoever
+        last set its task up; None for a task deleted meanwhile."""
+        starts = [RunStart(claimed.task, _run_as(claimed), trigger) for claimed, trigger in fires]
+        return await self.runner.start_many(starts)
 
     async def wait_run(self, run_id: str, timeout_s: float) -> Run:
         """The run once it has finished (its result stored; the webhook may still be

@@ -22,6 +22,7 @@ from core.bootstrap import ensure_home
 from core.config import ServerConfig, load_settings
 from core.engine import Engine
 from core.errors import field_error
+from core.principal import LOCAL
 from mcp_server.app import build_app
 from mcp_server.cli.common import EXIT_ERROR, add_home_arg, home_from, out
 from mcp_server.hosts import WILDCARD_HOSTS
@@ -89,7 +90,11 @@ def admin_announcement(raw: str, url: str) -> str:
 def _announce(config: ServerConfig, url: str) -> Callable[[Engine], Awaitable[None]]:
     async def on_ready(engine: Engine) -> None:
         if config.auth == "token" and not await engine.tokens.has_admin():
-            _, raw = await engine.tokens.mint("admin", ["admin"])
+            info, raw = await engine.tokens.mint("admin", ["admin"])
+            await engine.audit.record(LOCAL.actor, "token.create", info.id, {
+                "name": info.name, "kind": info.kind, "prefix": info.prefix,
+                "scopes": info.scopes, "providers": info.providers, "firstStart": True,
+            })
             out(admin_announcement(raw, url), stream=sys.stderr)
         out(f"modelreins {__version__} serving {url}/mcp (Streamable HTTP), {url}/mcp/sse "
             f"(SSE), {url}/api/health; auth: {config.auth}. Ctrl-C stops.", stream=sys.stderr)

@@ -21,4 +21,5 @@ def contribute(ctx: AppContext) -> Contribution:
             "providers": {k: info.providers.get(k, 0) for k in ("healthy", "degraded", "down")},
         })
 
-    return Contribution(routes=[Route("/api/health", health, methods=["GET"])])
+    return Contribution(routes=[Route("/api/health", health, methods=["GET"])],
+                        public=("/api/health",))

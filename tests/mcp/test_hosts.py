@@ -1,9 +1,10 @@
-"""Which Host names the HTTP server answers to (pure functions, table-driven)."""
+"""What the HTTP server answers: the Host names it accepts and the paths that need a token."""
 
 from __future__ import annotations
 
 import pytest
 
+from mcp_server.app import Contribution, path_policy
 from mcp_server.hosts import allowed_names, host_name
 
 
@@ -39,3 +40,11 @@ def test_host_name_drops_the_port(header: str, name: str) -> None:
 def test_allowed_names(host: str, public_url: str | None, expected: set[str] | None) -> None:
     names = allowed_names(host, public_url)
     assert names == (frozenset(expected) if expected is not None else None)
+
+
+def test_path_policy_protects_prefixes_except_public_ones() -> None:
+    policy = path_policy([Contribution(protected=("/mcp", "/api")),
+                          Contribution(public=("/api/health",))])
+    assert [policy(p) for p in ("/mcp", "/mcp/sse", "/mcp/messages/", "/api/tasks",
+                                "/api/health", "/mcpx", "/", "/view/abc")] == [
+        True, True, True, True, False, False, False, False]

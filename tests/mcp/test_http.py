@@ -4,7 +4,7 @@ SSE at ``/mcp/sse``, bearer tokens, Host protection and ``/api/health``."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +12,11 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from core.engine import Engine
+from tests.mcp.clients import over_sse, over_streamable
 from tests.mcp.conftest import error_of, live_app, open_scripted_engine, serve_app, text
 from tests.support.scripted import ScriptedProvider, Step
 
@@ -43,21 +43,6 @@ async def live(tmp_path: Path, scripted: dict[str, ScriptedProvider]) -> AsyncIt
 
 
 Connect = Callable[[str, str | None], AbstractAsyncContextManager[Client]]
-
-
-@asynccontextmanager
-async def over_streamable(base: str, token: str | None) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, trust_env=False) as http, \
-            Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
-        yield client
-
-
-@asynccontextmanager
-async def over_sse(base: str, token: str | None) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with Client(sse_client(f"{base}/mcp/sse", headers=headers), mode="legacy") as client:
-        yield client
 
 
 TRANSPORTS = [pytest.param(over_streamable, id="streamable-http"),

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,24 +25,15 @@ from core.engine import Engine
 from core.tasks.models import TaskSpec
 from mcp_server.cli.mcp_cmd import STOP_GRACE_S
 from tests.mcp.conftest import error_of, text
+from tests.mcp.processes import MODELREINS, make_home
 
 pytestmark = pytest.mark.slow
 
-MODELREINS = str(Path(sys.executable).parent / "modelreins")
-CONFIG = """\
-server: {host: 127.0.0.1, port: 8484, auth: token}
-providers:
-  echo: {type: echo, default: true}
-  spare: {type: echo}
-"""
 
 
 @pytest.fixture
 def stdio_home(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
-    (home / "config.yaml").write_text(CONFIG, encoding="utf-8")
-    return home
+    return make_home(tmp_path / "home")
 
 
 def server_params(home: Path, **env: str) -> StdioServerParameters:

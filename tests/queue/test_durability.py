@@ -69,7 +69,9 @@ async def test_jobs_in_every_state_survive_a_restart(tmp_path: Path) -> None:
                  capabilities=["code", {"name": "deploy", "risk_tier": "approve"}])
 
     async def submit(**spec: object) -> int:
-        return (await queue.jobs.submit(JobSpec(prompt="p", **spec), actor=ADMIN)).id  # type: ignore[arg-type]
+        job = await queue.jobs.submit(JobSpec.model_validate({"prompt": "p", **spec}),
+                                      actor=ADMIN)
+        return job.id
 
     held = await submit(capability="deploy")
     waiting = await submit(capability="nobody-has-it")

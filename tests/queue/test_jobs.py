@@ -288,3 +288,14 @@ async def test_list_filters_and_pages_newest_first(queue: QueueService) -> None:
     assert ([j.id for j in page.items], page.total) == ([b.id], 3)
     with pytest.raises(ValidationFailed):
         await queue.jobs.list(limit=0)
+
+
+async def test_a_backlog_nobody_can_serve_does_not_block_the_jobs_behind_it(
+    queue: QueueService,
+) -> None:
+    stuck = [await queue.jobs.submit(JobSpec(prompt="gpu", capability="gpu"), actor=ADMIN)
+             for _ in range(205)]
+    plain = await queue.jobs.submit(JobSpec(prompt="anyone"), actor=ADMIN)
+    await online(queue, "w1")
+    assert (await queue.jobs.get(plain.id)).assigned_to == "w1"
+    assert (await queue.jobs.get(stuck[0].id)).assigned_to is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -58,7 +58,7 @@ class ScriptedProvider(Provider):
         return Completion(text=text, model=f"{self.name}-model", usage=Usage(input_tokens=1,
                                                                             output_tokens=2))
 
-    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamEvent]:
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamEvent, None]:
         step = self._next(call)
         for delta in step.deltas:
             yield TextDelta(delta)

@@ -13,6 +13,7 @@ from core.errors import ProviderError
 from core.principal import Principal
 from core.store import open_sqlite
 from core.store.lease import SqliteLeases
+from core.store.schedule import Fire
 from core.store.tasks import DUE, NEXT_DUE
 from core.tasks.models import Run, Task, TaskPatch
 from core.tasks.scheduler import LEASE_NAME, Scheduler
@@ -130,9 +131,9 @@ async def test_a_claimed_fire_cannot_be_fired_again_even_by_a_second_leader(
     [due] = await engine.store.tasks.due(clock.now(), 10)
     # Both processes read the due row, then both try to fire it.
     for holder in ("a", "b"):
-        await scheduler(engine, holder)._fire(due)
+        await scheduler(engine, holder)._fire_batch([due])
     assert len(await runs_of(engine.tasks, task)) == 1
-    assert await engine.store.tasks.claim(task.id, due.next_run_at, at(8, 2)) is None
+    assert await engine.store.tasks.claim([Fire(task.id, due.next_run_at, at(8, 2))]) == []
 
 
 async def test_a_follower_takes_over_when_the_leaders_lease_expires(
@@ -224,12 +225,19 @@ async def test_catchup_grace_comes_from_the_config(
         assert (await engine.tasks.get(task.id)).next_run_at == at(10)
 
 
-async def test_a_merely_late_fire_is_a_scheduled_run(engine: Engine, clock: FakeClock) -> None:
+@pytest.mark.parametrize(("now", "trigger"), [
+    (at(9, 0, 30), "schedule"),  # merely late
+    (at(9, 30), "catchup"),      # missed, within the grace
+])
+async def test_a_late_fire_is_scheduled_then_a_catchup(
+    engine: Engine, clock: FakeClock, now: datetime, trigger: str
+) -> None:
     task = await engine.tasks.create(spec(schedule="0 9 * * *"))
-    clock.set(at(9, 0, 30))
+    clock.set(now)
     await scheduler(engine, "s").step()
     [run] = await runs_of(engine.tasks, task)
-    assert run.trigger == "schedule"
+    assert (run.trigger, run.started_at) == (trigger, now)
+    assert (await engine.tasks.get(task.id)).next_run_at == at(9, day=3)
 
 
 async def test_scheduled_runs_keep_the_creators_provider_restriction(
