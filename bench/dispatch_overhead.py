@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import anyio  # noqa: E402
+import anyio
 
-from bench.common import latencies, pct, summary_ms, throughput, upstream_process  # noqa: E402
-from core.config import parse_settings  # noqa: E402
-from core.engine import Engine, new_http_client  # noqa: E402
-from core.models import DispatchRequest  # noqa: E402
+from bench.common import latencies, pct, summary_ms, throughput, upstream_process
+from core.config import parse_settings
+from core.engine import Engine, new_http_client
+from core.models import DispatchRequest
 
 PROMPT = "Say something short about foxes."
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,14 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private, empty ``$MODELREINS_HOME``."""
     path = tmp_path / "mrhome"
     path.mkdir()
     monkeypatch.setenv("MODELREINS_HOME", str(path))
     for var in ("MODELREINS_URL", "MODELREINS_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    yield path
+    return path
 
 
 @pytest.fixture(autouse=True)

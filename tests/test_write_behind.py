@@ -39,7 +39,7 @@ async def test_drain_waits_for_commit_and_batches_rows() -> None:
         for i in range(5):
             writes.submit(i)
         await writes.drain()
-        assert sum(batches, []) == [0, 1, 2, 3, 4]
+        assert [row for batch in batches for row in batch] == [0, 1, 2, 3, 4]
         assert len(batches) == 1, "rows queued together commit together"
         gate.set()
         tg.cancel_scope.cancel()
