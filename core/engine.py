@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +20,14 @@ import httpx2
 from anyio.abc import TaskGroup
 
 from core import __version__
+from core.api import EngineAPI, HealthInfo, OnPinged
 from core.audit import AuditLog
 from core.auth import TokenService
 from core.bootstrap import ensure_home
 from core.clock import Clock, SystemClock
 from core.config import Settings, home_dir, load_settings
 from core.dispatch import Dispatcher, DispatchEvent
-from core.errors import ModelReinsError, NotFound
+from core.errors import ModelReinsError, NotFound, error_from_wire
 from core.health import HealthTracker
 from core.ids import new_id
 from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
@@ -60,14 +61,6 @@ class DispatchHandle:
         return self.record or self.running
 
 
-@dataclass(frozen=True)
-class HealthInfo:
-    status: str
-    version: str
-    uptime_s: float
-    providers: dict[str, int]
-
-
 def build_providers(settings: Settings, http: httpx2.AsyncClient) -> dict[str, Provider]:
     return {
         name: provider_class(cfg.type)(name, cfg, http) for name, cfg in settings.providers.items()
@@ -87,7 +80,11 @@ def new_http_client() -> httpx2.AsyncClient:
 
 
 class Engine:
-    """Dispatch, history and provider status; services attach as attributes."""
+    """Dispatch, history and provider status; services attach as attributes.
+
+    It is the in-process :class:`~core.api.EngineAPI`."""
+
+    in_process = True
 
     def __init__(
         self,
@@ -175,7 +172,7 @@ class Engine:
 
     # -- dispatch ---------------------------------------------------------------------
 
-    def resolve_provider(self, name: str | None) -> tuple[str, bool]:
+    async def resolve_provider(self, name: str | None) -> tuple[str, bool]:
         """The provider a request goes to first, and whether that is the default."""
         chosen = self.dispatcher.resolve(name)
         return chosen, chosen == self.settings.default_provider
@@ -224,6 +221,19 @@ class Engine:
     def dispatch_stream(self, req: DispatchRequest, *, principal: Principal = LOCAL
                         ) -> AsyncIterator[DispatchEvent]:
         return self.dispatcher.stream(req, allowed=principal.providers)
+
+    async def wait_dispatch(self, dispatch_id: str, timeout_s: float) -> DispatchRecord:
+        """The dispatch once finished (raising its error if it failed), or its ``running``
+        record when ``timeout_s`` runs out."""
+        handle = self._inflight.get(dispatch_id)
+        if handle is not None:
+            with anyio.move_on_after(timeout_s):
+                await handle.done.wait()
+            return handle.outcome()
+        record = await self.get_dispatch(dispatch_id)
+        if record.status == "error" and record.error is not None:
+            raise error_from_wire(record.error.wire())
+        return record
 
     async def get_dispatch(self, dispatch_id: str) -> DispatchRecord:
         handle = self._inflight.get(dispatch_id)
@@ -279,8 +289,7 @@ class Engine:
             self.health.record(name, ok=True)
         return self._status(name)
 
-    async def ping_all(self, on_done: Callable[[ProviderStatus], Awaitable[None]] | None = None
-                       ) -> list[ProviderStatus]:
+    async def ping_all(self, on_done: OnPinged | None = None) -> list[ProviderStatus]:
         """Ping every provider concurrently."""
         results: dict[str, ProviderStatus] = {}
 
@@ -304,6 +313,10 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.store.close()
+
+
+def _satisfies_api(engine: Engine) -> EngineAPI:
+    return engine  # mypy proves here that Engine implements the edges' interface
 
 
 def open_memory_store() -> SqliteStore:

@@ -7,6 +7,7 @@ inside the engine knows about HTTP responses or tool results.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
@@ -20,7 +21,10 @@ __all__ = [
     "ProviderTimeout",
     "RateLimited",
     "Unauthorized",
+    "Unavailable",
     "ValidationFailed",
+    "error_class",
+    "error_from_wire",
     "field_error",
 ]
 
@@ -120,6 +124,47 @@ class ProviderTimeout(ModelReinsError):
     code = "PROVIDER_TIMEOUT"
     http_status = 504
     retriable = True
+
+
+class Unavailable(ModelReinsError):
+    """ModelReins itself cannot be reached (remote mode): refused, timed out, or the address
+    does not answer like a ModelReins server. Never sent by a server; raised by clients."""
+
+    code = "UNAVAILABLE"
+    http_status = 503
+
+
+def _subclasses(cls: type[ModelReinsError]) -> list[type[ModelReinsError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))]
+
+
+def error_class(code: str) -> type[ModelReinsError]:
+    """The exception class that carries ``code`` (the root for an unknown code), found by
+    walking the tree, so a new subclass is known here as soon as it is defined."""
+    for cls in _subclasses(ModelReinsError):
+        if cls.code == code:
+            return cls
+    return ModelReinsError
+
+
+def error_from_wire(error: Mapping[str, Any]) -> ModelReinsError:
+    """The exception for the inner object of a §5 error body, ``{"code", "message", …}``.
+
+    An unknown code becomes the root class with the code kept in the message."""
+    code = str(error.get("code") or "INTERNAL")
+    message = str(error.get("message") or code)
+    cls = error_class(code)
+    if cls is ModelReinsError and code != ModelReinsError.code:
+        message = f"{code}: {message}"
+    retry_after = error.get("retryAfter")
+    provider = error.get("provider")
+    details = error.get("details")
+    return cls(
+        message,
+        provider=provider if isinstance(provider, str) else None,
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        details=details if isinstance(details, list | dict) else None,
+    )
 
 
 def field_error(path: str, problem: str) -> ValidationFailed:

@@ -25,9 +25,9 @@ from mcp.server.mcpserver import Context
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.engine import Engine
 from core.errors import ModelReinsError, Unauthorized
 from core.principal import LOCAL, Principal
-from mcp_server.tools.base import EngineSource
 
 __all__ = [
     "BearerAuth",
@@ -40,6 +40,9 @@ __all__ = [
 
 PathPolicy = Callable[[str], bool]
 """Whether a request path needs an authenticated caller."""
+
+LocalEngine = Callable[[], Engine]
+"""The server's own engine: authenticating tokens needs the store, not a remote client."""
 
 
 class PrincipalUser(AuthenticatedUser):
@@ -79,7 +82,7 @@ async def error_response(send: Send, exc: ModelReinsError,
 class BearerAuth:
     """Authenticate requests on protected paths; others pass untouched."""
 
-    def __init__(self, app: ASGIApp, *, engine: EngineSource, protected: PathPolicy,
+    def __init__(self, app: ASGIApp, *, engine: LocalEngine, protected: PathPolicy,
                  require_token: bool = True) -> None:
         self.app = app
         self.engine = engine

@@ -12,6 +12,7 @@ held the job gets FORBIDDEN. The HTTP edge maps a token acting for another worke
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ from core.queue.models import (
     Job,
     JobPatch,
     JobSpec,
-    normalize_tags,
+    tags_field,
 )
 from core.queue.notify import job_key
 from core.queue.router import JobView, is_online, strictest_tier
@@ -56,6 +57,13 @@ def _summary(result: Any) -> str | None:
         return None
     text = result if isinstance(result, str) else str(result)
     return text[:ERROR_SUMMARY_CHARS]
+
+
+def _require_json(path: str, value: Any) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise field_error(path, f"must be JSON ({exc})") from exc
 
 
 def _claim_refusal(row: JobRow, worker: str) -> Conflict:
@@ -95,7 +103,7 @@ class JobService:
         if offset < 0:
             raise field_error("offset", "must be ≥ 0")
         rows, total = await self.ctx.store.jobs.page(
-            limit=limit, offset=offset, status=status, tags=normalize_tags(tags),
+            limit=limit, offset=offset, status=status, tags=tags_field(tags),
             assigned_to=assigned_to)
         return Page[Job](items=[job_model(r) for r in rows], total=total, limit=limit,
                          offset=offset)
@@ -112,6 +120,7 @@ class JobService:
         # it queues up behind them and the pass below serves them first.
         backlog = bool(await self.ctx.store.jobs.queued(after=None, limit=1))
         assign_to = exp.chosen if not (held or backlog) else None
+        _require_json("input", spec.input)
         row = await self.ctx.store.jobs.add(NewJob(
             prompt=spec.prompt, input=spec.input, tags=view.tags,
             capability=spec.capability, provider=spec.provider, model=spec.model,
@@ -269,8 +278,11 @@ class JobService:
         if status not in CLOSE_STATUSES:
             raise field_error("status", "must be done, failed or escalated")
         error = None if status == "done" else _summary(result)
-        row, changed = await self.ctx.store.jobs.close(
-            job_id, worker_name, status, result, error, self.ctx.now())
+        try:
+            row, changed = await self.ctx.store.jobs.close(
+                job_id, worker_name, status, result, error, self.ctx.now())
+        except (TypeError, ValueError) as exc:
+            raise field_error("result", f"must be JSON ({exc})") from exc
         if row is None:
             raise NotFound(f"no job {job_id}")
         if not changed:

@@ -43,6 +43,7 @@ __all__ = [
     "WorkerStatus",
     "normalize_tags",
     "parse_model",
+    "tags_field",
 ]
 
 RiskTier = Literal["auto", "audit", "approve", "session"]
@@ -73,11 +74,13 @@ def normalize_tags(value: str | Iterable[str] | None) -> list[str]:
     dropped."""
     if value is None:
         return []
+    if not isinstance(value, str | Iterable):
+        raise ValueError("tags must be a comma-separated string or a list of strings")
     items = [value] if isinstance(value, str) else value
     seen: dict[str, None] = {}
     for item in items:
         if not isinstance(item, str):
-            raise TypeError(f"tags must be strings, got {type(item).__name__}")
+            raise ValueError(f"tags must be strings, got {type(item).__name__}")
         for part in item.split(","):
             tag = part.strip().lower()
             if tag:
@@ -87,6 +90,15 @@ def normalize_tags(value: str | Iterable[str] | None) -> list[str]:
 
 Tags = Annotated[list[str], BeforeValidator(normalize_tags)]
 """A tag list that also accepts one comma-separated string."""
+
+
+def tags_field(value: str | Iterable[str] | None, path: str = "tags") -> list[str]:
+    """:func:`normalize_tags` for service arguments: bad input is a VALIDATION_ERROR."""
+    try:
+        return normalize_tags(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{path}: {exc}",
+                               details=[{"path": path, "problem": str(exc)}]) from exc
 
 
 def _capability_name(value: str | None) -> str | None:

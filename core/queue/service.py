@@ -18,7 +18,7 @@ from core.config import QueueConfig
 from core.queue.allocate import Allocator, Assignment, explanation_model
 from core.queue.context import AuditSink, QueueContext, job_model
 from core.queue.jobs import JobService
-from core.queue.models import Job, RouteExplanation, Urgency, normalize_tags
+from core.queue.models import Job, RouteExplanation, Urgency, tags_field
 from core.queue.notify import Changes, inbox_key
 from core.queue.router import JobView
 from core.queue.workers import WorkerService
@@ -64,7 +64,7 @@ class QueueService:
     ) -> RouteExplanation:
         """``/dispatch/explain``: where a job like this would go now, and why — computed by
         the very function assignment uses."""
-        job = JobView(tags=tuple(normalize_tags(job_tags)), capability=capability,
+        job = JobView(tags=tuple(tags_field(job_tags, "job_tags")), capability=capability,
                       provider=provider, urgency=urgency)
         return explanation_model(await self.allocator.explain(job))
 

@@ -17,8 +17,8 @@ from core.queue.models import (
     Capability,
     Worker,
     WorkerRecord,
-    normalize_tags,
     parse_model,
+    tags_field,
 )
 from core.store.queue import CapabilityRow, InHand, StatsRow, WorkerRow
 
@@ -101,7 +101,7 @@ class WorkerService:
         """A new worker identity; CONFLICT if a live worker already has the name."""
         row = WorkerRow(
             id=new_id("wkr"), name=_check_name(name), description=description or "",
-            capabilities=_capabilities(capabilities), tags=tuple(normalize_tags(tags)),
+            capabilities=_capabilities(capabilities), tags=tuple(tags_field(tags)),
             state="active", created_at=self.ctx.now(),
         )
         if not await self.ctx.store.workers.add(row):
@@ -182,12 +182,13 @@ class WorkerService:
         _check_name(name, "instance")
         if status not in PRESENCE_STATUSES:
             raise field_error("status", f"must be one of {', '.join(PRESENCE_STATUSES)}")
-        if capacity is not None and (isinstance(capacity, bool) or capacity < 0):
+        if capacity is not None and (
+                isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0):
             raise field_error("capacity", "must be a whole number ≥ 0")
         if details is not None and not isinstance(details, dict):
             raise field_error("details", "must be an object or null")
         now = self.ctx.now()
-        normalized = normalize_tags(tags) if tags is not None else None
+        normalized = tags_field(tags) if tags is not None else None
         row, new_session = await self.ctx.store.workers.heartbeat(
             name, presence=status, details=details, tags=normalized, provider=provider,
             capacity=capacity, now=now, window_start=now - self.ctx.presence_window,

@@ -55,7 +55,7 @@ async def cmd_dispatch(args: argparse.Namespace) -> int:
         if args.json:
             print_json((await engine.dispatch(req)).wire())
             return 0
-        name, is_default = engine.resolve_provider(req.provider)
+        name, is_default = await engine.resolve_provider(req.provider)
         out(f"Dispatching to provider: {name}{' (default)' if is_default else ''}")
         out(RULE)
         if args.no_stream:

@@ -31,7 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
-from core.engine import Engine
+from core.api import EngineAPI
 from core.errors import ModelReinsError, ValidationFailed
 from core.principal import Principal
 from mcp_server.tools.schema import compact_schema
@@ -69,8 +69,8 @@ MAX_WAIT_S = 45.0
 
 PROGRESS_INTERVAL_S = 1.0
 
-EngineSource = Callable[[], Engine]
-"""Returns the engine a call runs on (local today; a remote client later)."""
+EngineSource = Callable[[], EngineAPI]
+"""Returns the engine a call runs on: the local one, or a remote client of a server."""
 
 PrincipalSource = Callable[[Context], Principal]
 """Who is calling, from the request context; raises Unauthorized when nobody is."""
@@ -83,7 +83,7 @@ T = TypeVar("T")
 class Call:
     """One tool invocation as a body sees it."""
 
-    engine: Engine
+    engine: EngineAPI
     principal: Principal
     ctx: Context
 

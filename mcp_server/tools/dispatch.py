@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import anyio
 from pydantic import Field
 
 from core.clock import iso
@@ -90,12 +89,15 @@ async def mr_dispatch(
     the answer text, provider, model, token usage and latency."""
     request = DispatchRequest(prompt=prompt, provider=provider, model=model, system=system,
                               options=options or {})
-    handle = call.engine.start_dispatch(request, principal=call.principal)
+    started: DispatchRecord | None = None
 
     async def poll(seconds: float) -> DispatchRecord:
-        with anyio.move_on_after(seconds):
-            await handle.done.wait()
-        return handle.outcome()
+        nonlocal started
+        if started is None:
+            started = await call.engine.dispatch(request, wait_s=seconds,
+                                                 principal=call.principal)
+            return started
+        return await call.engine.wait_dispatch(started.id, seconds)
 
     return await call.wait(poll, _finished, budget_s=wait_s, label="dispatching")
 

@@ -299,3 +299,14 @@ async def test_a_backlog_nobody_can_serve_does_not_block_the_jobs_behind_it(
     await online(queue, "w1")
     assert (await queue.jobs.get(plain.id)).assigned_to == "w1"
     assert (await queue.jobs.get(stuck[0].id)).assigned_to is None
+
+
+async def test_input_and_results_must_be_json(queue: QueueService) -> None:
+    await online(queue, "w1")
+    with pytest.raises(ValidationFailed):
+        await queue.jobs.submit(JobSpec(prompt="x", input={1, 2}), actor=ADMIN)
+    job = await queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+    await queue.jobs.claim(job.id, "w1")
+    with pytest.raises(ValidationFailed):
+        await queue.jobs.close(job.id, "w1", object())
+    assert (await queue.jobs.get(job.id)).status == "running"

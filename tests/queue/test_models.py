@@ -70,3 +70,9 @@ def test_jobs_are_camel_case_on_rest_and_snake_case_for_workers() -> None:
     assert job.wire()["assignedTo"] == "w1"
     assert job.worker_wire()["assigned_to"] == "w1"
     assert job.worker_wire()["created_at"] == "2026-03-01T12:00:00.000Z"
+
+
+@pytest.mark.parametrize("body", [{"prompt": "x", "tags": [1, 2]}, {"prompt": "x", "tags": 5}])
+def test_tags_that_are_not_strings_are_a_validation_error(body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationFailed):
+        parse_model(JobSpec, body)

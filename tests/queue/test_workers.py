@@ -146,3 +146,11 @@ async def test_list_shows_every_worker_by_name(queue: QueueService) -> None:
     assert [w.name for w in await queue.workers.list(include_revoked=False)] == ["a", "b"]
     with pytest.raises(NotFound):
         await queue.workers.get("nobody")
+
+
+async def test_heartbeat_tags_that_are_not_strings_are_a_validation_error(
+    queue: QueueService,
+) -> None:
+    await queue.workers.register("w1", actor=ADMIN)
+    with pytest.raises(ValidationFailed):
+        await queue.workers.heartbeat("w1", tags=[1, 2])  # type: ignore[list-item]
