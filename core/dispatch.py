@@ -5,6 +5,10 @@ The chain is the chosen provider (the named one, else the default) followed by t
 connection) moves to the next; anything else ends the dispatch. A stream may only fall
 back before its first delta: after that, a failure ends it with an error, never a silent
 truncation.
+
+Every finished dispatch, success or error, is recorded twice, both through the store's
+write-behind (no synchronous write on the request path): in history, and in the audit log
+as ``dispatch`` by the caller's actor, with the provider and status.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+from core.audit import AuditLog
 from core.clock import Clock, to_ms
 from core.config import Settings
 from core.errors import (
@@ -76,12 +81,15 @@ class Dispatcher:
         store: Store,
         health: HealthTracker,
         clock: Clock,
+        *,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
         self.providers = providers
         self.store = store
         self.health = health
         self.clock = clock
+        self.audit = audit
 
     def resolve(self, requested: str | None) -> str:
         """The provider a request goes to first."""
@@ -124,8 +132,11 @@ class Dispatcher:
         return DispatchRecord(id=dispatch_id, prompt=prompt, created_at=to_ms(self.clock.now()),
                               **fields)
 
-    async def _finish(self, record: DispatchRecord) -> DispatchRecord:
+    async def _finish(self, record: DispatchRecord, actor: str) -> DispatchRecord:
         await self.store.dispatches.add(record)
+        if self.audit is not None:
+            await self.audit.record(actor, "dispatch", record.id,
+                                    {"provider": record.provider, "status": record.status})
         return record
 
     def _note(self, name: str, exc: ModelReinsError | None) -> None:
@@ -133,7 +144,7 @@ class Dispatcher:
 
     async def dispatch(
         self, req: DispatchRequest, *, dispatch_id: str | None = None,
-        allowed: frozenset[str] | None = None,
+        allowed: frozenset[str] | None = None, actor: str = "local",
     ) -> DispatchRecord:
         """Serve ``req`` in one piece; raises the last failure after recording it."""
         call, prompt = self.call_for(req)
@@ -153,7 +164,7 @@ class Dispatcher:
                     continue
                 await self._finish(self._record(
                     dispatch_id, prompt, status="error", provider=name, attempts=attempts,
-                    latency_ms=_ms(started), error=_error_info(exc)))
+                    latency_ms=_ms(started), error=_error_info(exc)), actor)
                 if exc is raw:
                     raise
                 raise exc from raw
@@ -162,12 +173,12 @@ class Dispatcher:
             return await self._finish(self._record(
                 dispatch_id, prompt, status="success", text=done.text, provider=name,
                 model=done.model, usage=done.usage, latency_ms=_ms(started), attempts=attempts,
-                truncated=done.truncated))
+                truncated=done.truncated), actor)
         raise AssertionError("unreachable: the chain is never empty")
 
     async def stream(
         self, req: DispatchRequest, *, dispatch_id: str | None = None,
-        allowed: frozenset[str] | None = None,
+        allowed: frozenset[str] | None = None, actor: str = "local",
     ) -> AsyncGenerator[DispatchEvent, None]:
         """Deltas as they come, :class:`Fallback` notices, and finally the stored record."""
         call, prompt = self.call_for(req)
@@ -200,7 +211,7 @@ class Dispatcher:
                     continue
                 await self._finish(self._record(
                     dispatch_id, prompt, status="error", text="".join(parts), provider=name,
-                    attempts=attempts, latency_ms=_ms(started), error=_error_info(exc)))
+                    attempts=attempts, latency_ms=_ms(started), error=_error_info(exc)), actor)
                 if exc is raw:
                     raise
                 raise exc from raw
@@ -209,5 +220,5 @@ class Dispatcher:
             yield await self._finish(self._record(
                 dispatch_id, prompt, status="success", text="".join(parts), provider=name,
                 model=end.model, usage=end.usage or Usage(), latency_ms=_ms(started),
-                attempts=attempts, truncated=end.truncated))
+                attempts=attempts, truncated=end.truncated), actor)
             return

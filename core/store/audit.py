@@ -1,4 +1,9 @@
-"""The audit log in SQLite: append-only rows, read newest first through filtered pages."""
+"""The audit log in SQLite: append-only rows, read newest first through filtered pages.
+
+Entries are queued on the store's write-behind (the same worker and connection that commit
+dispatch history), so recording one costs the caller no synchronous write; reads drain the
+queue first, so a page always shows every entry recorded before it was asked for.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.clock import from_iso, iso
 from core.store.base import AuditRow
+from core.store.write_behind import Statement, WriteBehind
 
 if TYPE_CHECKING:
     from core.store.sqlite import Database
@@ -48,15 +54,16 @@ def _where(
 
 
 class SqliteAudit:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writes: WriteBehind[Statement]) -> None:
         self.db = db
+        self.writes = writes
 
     async def add(
         self, *, at: datetime, actor: str, action: str, target: str | None,
         details: dict[str, Any] | None,
     ) -> None:
         encoded = json.dumps(details, ensure_ascii=False) if details is not None else None
-        self.db.conn.execute(INSERT, (iso(at), actor, action, target, encoded))
+        self.writes.submit(Statement(INSERT, (iso(at), actor, action, target, encoded)))
 
     async def page(
         self,
@@ -69,6 +76,7 @@ class SqliteAudit:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> tuple[list[AuditRow], int]:
+        await self.writes.drain()
         where, args = _where(actor, target, action, since, until)
         conn = self.db.conn
         total = conn.execute(COUNT.format(where=where), args).fetchone()[0]

@@ -36,8 +36,10 @@ class DispatchRepo(Protocol):
         offset: int,
         provider: str | None = None,
         status: str | None = None,
+        providers: frozenset[str] | None = None,
     ) -> tuple[list[DispatchRecord], int]:
-        """Newest first, with the total count matching the filters."""
+        """Newest first, with the total count matching the filters; ``providers`` keeps
+        only dispatches served by one of them (None: any)."""
         ...
 
 

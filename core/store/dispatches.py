@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.clock import from_iso, iso
 from core.models import Attempt, DispatchRecord, ErrorInfo, Usage
-from core.store.write_behind import WriteBehind
+from core.store.write_behind import Statement, WriteBehind
 
 if TYPE_CHECKING:
     from core.store.sqlite import Database
@@ -52,26 +52,23 @@ def _record(row: sqlite3.Row) -> DispatchRecord:
 
 
 class SqliteDispatches:
-    """History rows go through a write-behind queue (see :mod:`core.store.write_behind`),
-    committed by ``writer`` — a second connection on the same file — off the event loop."""
+    """History rows are queued on the store's write-behind (see :mod:`core.store.write_behind`)
+    and committed off the event loop; until then :meth:`get` serves them from memory."""
 
-    def __init__(self, db: Database, writer: Database | None = None) -> None:
+    def __init__(self, db: Database, writes: WriteBehind[Statement]) -> None:
         self.db = db
-        self._writer_db = writer or db
+        self.writes = writes
         self._queued: dict[str, DispatchRecord] = {}
-        self.writes: WriteBehind[DispatchRecord] = WriteBehind(self._insert, self._written)
 
-    def _insert(self, records: Sequence[DispatchRecord]) -> None:
-        with self._writer_db.transaction() as conn:
-            conn.executemany(INSERT, [_row(r) for r in records])
-
-    def _written(self, records: Sequence[DispatchRecord]) -> None:
-        for record in records:
-            self._queued.pop(record.id, None)
+    def written(self, batch: Sequence[Statement]) -> None:
+        """Forget the records of ``batch`` once committed: readers find them on disk now."""
+        for statement in batch:
+            if statement.key is not None:
+                self._queued.pop(statement.key, None)
 
     async def add(self, record: DispatchRecord) -> None:
         self._queued[record.id] = record
-        self.writes.submit(record)
+        self.writes.submit(Statement(INSERT, _row(record), key=record.id))
 
     async def get(self, dispatch_id: str) -> DispatchRecord | None:
         queued = self._queued.get(dispatch_id)
@@ -87,15 +84,12 @@ class SqliteDispatches:
         offset: int,
         provider: str | None = None,
         status: str | None = None,
+        providers: frozenset[str] | None = None,
     ) -> tuple[list[DispatchRecord], int]:
+        if providers is not None and not providers:
+            return [], 0
         await self.writes.drain()
-        where, args = [], []
-        if provider is not None:
-            where.append("provider = ?")
-            args.append(provider)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
+        where, args = _filters(provider, status, providers)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         conn = self.db.conn
         total = conn.execute(f"SELECT COUNT(*) FROM dispatches {clause}", args).fetchone()[0]  # noqa: S608
@@ -105,3 +99,19 @@ class SqliteDispatches:
             [*args, limit, offset],
         ).fetchall()
         return [_record(r) for r in rows], int(total)
+
+
+def _filters(provider: str | None, status: str | None, providers: frozenset[str] | None
+             ) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if provider is not None:
+        where.append("provider = ?")
+        args.append(provider)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    if providers is not None:
+        where.append(f"provider IN ({', '.join('?' * len(providers))})")
+        args.extend(sorted(providers))
+    return where, args

@@ -8,9 +8,10 @@ serialize on SQLite's lock (``busy_timeout``) rather than fail.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,8 +29,9 @@ from core.store.tasks import SqliteTasks
 from core.store.tokens import SqliteTokens
 from core.store.views import SqliteViews
 from core.store.workers import SqliteWorkers
+from core.store.write_behind import Statement, WriteBehind
 
-__all__ = ["Database", "SqliteStore", "open_sqlite"]
+__all__ = ["Database", "SqliteStore", "commit_statements", "open_sqlite"]
 
 
 class Database:
@@ -102,16 +104,29 @@ def connect(path: Path | str) -> Database:
     return Database(conn)
 
 
-class SqliteStore:
-    """The embedded store. ``":memory:"`` gives a private in-memory one for tests."""
+def commit_statements(db: Database, batch: Sequence[Statement]) -> None:
+    """Run ``batch`` in one transaction, in order (runs of one statement as ``executemany``)."""
+    with db.transaction() as conn:
+        for sql, run in itertools.groupby(batch, key=lambda s: s.sql):
+            conn.executemany(sql, [s.params for s in run])
 
-    def __init__(self, db: Database, history_writer: Database | None = None) -> None:
+
+class SqliteStore:
+    """The embedded store. ``":memory:"`` gives a private in-memory one for tests.
+
+    With a ``writer`` (a second connection on the same file), history and audit rows are
+    committed in batches on a worker thread (:meth:`background`); without one, at once.
+    """
+
+    def __init__(self, db: Database, writer: Database | None = None) -> None:
         self.db = db
-        self._history_writer = history_writer
-        self.dispatches = SqliteDispatches(db, history_writer)
+        self._writer = writer
+        self.writes: WriteBehind[Statement] = WriteBehind(
+            lambda batch: commit_statements(writer or db, batch), self._written)
+        self.dispatches = SqliteDispatches(db, self.writes)
         self.tokens = SqliteTokens(db)
         self.views = SqliteViews(db)
-        self.audit = SqliteAudit(db)
+        self.audit = SqliteAudit(db, self.writes)
         self.tasks = SqliteTasks(db)
         self.runs = SqliteRuns(db)
         self.leases = SqliteLeases(db)
@@ -120,15 +135,23 @@ class SqliteStore:
         self.reviews = SqliteReviews(db)
         self.artifacts = SqliteArtifacts(db)
 
+    def _written(self, batch: Sequence[Statement]) -> None:
+        self.dispatches.written(batch)
+
     async def background(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
                          ) -> None:
-        """Background work (committing queued history) until cancelled."""
-        await self.dispatches.writes.run(task_status=task_status)
+        """Background work (committing queued history and audit rows) until cancelled."""
+        if self._writer is None:
+            # One connection: a worker thread's transaction would interleave with the
+            # loop's on it, so rows are written at once, on the loop.
+            task_status.started()
+            await anyio.sleep_forever()
+        await self.writes.run(task_status=task_status)
 
     async def close(self) -> None:
-        self.dispatches.writes.close()
-        if self._history_writer is not None:
-            self._history_writer.close()
+        self.writes.close()
+        if self._writer is not None:
+            self._writer.close()
         self.db.close()
 
 
@@ -137,8 +160,9 @@ def open_sqlite(path: Path | str) -> SqliteStore:
     db.migrate()
     if str(path) == ":memory:":
         return SqliteStore(db)
-    # A second connection commits history off the event loop (core.store.write_behind).
-    # History holds no one-time secrets, so it skips secure_delete's zeroing work.
+    # A second connection commits history and audit rows off the event loop
+    # (core.store.write_behind). Neither holds one-time secrets, so it skips
+    # secure_delete's zeroing work.
     writer = connect(path)
     writer.conn.execute("PRAGMA secure_delete=OFF")
     return SqliteStore(db, writer)

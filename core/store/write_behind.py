@@ -13,17 +13,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskStatus
 
-__all__ = ["WriteBehind"]
+__all__ = ["Statement", "WriteBehind"]
 
 Row = TypeVar("Row")
 
 log = logging.getLogger("modelreins.store")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One queued write: a statement and its parameters. Repositories that share a store's
+    writer (history, audit) queue these, so one worker and one connection commit them all."""
+
+    sql: str
+    params: tuple[Any, ...]
+    key: str | None = None
+    """What the submitting repository serves from memory until the row is committed."""
 
 
 class WriteBehind(Generic[Row]):
