@@ -232,7 +232,8 @@ def parse_settings(
     try:
         root = _Root.model_validate(data)
     except PydanticValidationError as exc:
-        raise _invalid(problems + _pydantic_problems(exc, "", _Root)) from exc
+        raise _invalid(_without_follow_ons(problems + _pydantic_problems(exc, "", _Root))
+                       ) from exc
     providers: dict[str, ProviderConfig] = {}
     for name, raw in root.providers.items():
         cfg = _validate_provider(name, raw, problems)
@@ -250,7 +251,7 @@ def parse_settings(
             "problem": f"'none' is only allowed when bound to loopback, not {root.server.host}",
         })
     if problems:
-        raise _invalid(problems)
+        raise _invalid(_without_follow_ons(problems))
     return Settings(
         server=root.server,
         providers=providers,
@@ -259,6 +260,14 @@ def parse_settings(
         queue=root.queue,
         home=home,
     )
+
+
+def _without_follow_ons(problems: list[dict[str, str]]) -> list[dict[str, str]]:
+    """An unset ``${VAR}`` leaves an empty value that may then fail validation too; report
+    only the root cause for that path."""
+    unset = {p["path"] for p in problems if "environment variable" in p["problem"]}
+    return [p for p in problems
+            if p["path"] not in unset or "environment variable" in p["problem"]]
 
 
 def _is_loopback_host(host: str) -> bool:
