@@ -6,12 +6,23 @@ temporary directory (WAL). A producer submits while the workers long-poll their 
 (``QueueService.wait_inbox``), claim and close. Prints jobs/s for the whole run, from the
 first submit to the last close.
 
-    python bench/queue_throughput.py [--jobs 20000] [--workers 8] [--capacity 4] [--dir D]
-                                     [--backlog]
+Part (b): the same over HTTP against ``modelreins serve`` in its own process (a fresh home,
+token auth, SQLite WAL). ``--http-workers`` workers are registered over REST and take their
+tokens from the one-time views; each then speaks the worker protocol (DESIGN §7) with its
+own httpx2 client: heartbeat, long-poll ``GET /my-jobs?wait=…``, claim, close.
+``--submitters`` concurrent callers submit ``--http-jobs`` jobs with ``POST /api/jobs``.
+Prints jobs/s (first submit to last close) and the submit-to-claim latency (from just
+before the ``POST /api/jobs`` to the claim's answer) p50/p99.
 
-``--backlog`` submits every job before the workers come online (draining a backlog).
-``--dir`` puts the temporary directory elsewhere (e.g. ``/dev/shm`` to take disk writes
-out of the picture); the default is the system temp dir.
+    python bench/queue_throughput.py [--part a|b|both] [--jobs 20000] [--workers 8]
+                                     [--capacity 4] [--dir D] [--backlog]
+                                     [--http-jobs 3000] [--http-workers 8]
+                                     [--submitters 8]
+
+``--backlog`` (part a) submits every job before the workers come online (draining a
+backlog). ``--dir`` puts part (a)'s temporary directory elsewhere (e.g. ``/dev/shm`` to take
+disk writes out of the picture); the default is the system temp dir.
+Targets: (b) ≥ 300 jobs/s with p50 pickup ≤ 50 ms.
 """
 
 from __future__ import annotations
@@ -26,9 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
 import anyio.lowlevel
+import httpx2
+from anyio.abc import TaskGroup
 
+from bench.common import pct
+from bench.mcp_roundtrip import modelreins_http
 from core.clock import SystemClock
 from core.config import QueueConfig
+from core.engine import NODELAY
 from core.principal import LOCAL
 from core.queue import JobSpec, QueueService
 from core.store import open_sqlite
@@ -91,6 +107,129 @@ async def part_a(jobs: int, workers: int, capacity: int, where: str | None = Non
         return elapsed, cpu, done
 
 
+HTTP_CONFIG = """\
+server: {host: 127.0.0.1, port: 8484, auth: token}
+providers:
+  echo: {type: echo, default: true}
+queue: {presenceWindowS: 600}
+"""
+HEARTBEAT_S = 10.0
+LONG_POLL_S = 5.0
+
+
+def _client(url: str, token: str) -> httpx2.AsyncClient:
+    transport = httpx2.AsyncHTTPTransport(socket_options=NODELAY)
+    return httpx2.AsyncClient(base_url=url, transport=transport, trust_env=False, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"})
+
+
+async def _enroll(admin: httpx2.AsyncClient, name: str) -> str:
+    """Register a worker over REST; its token, from the one-time view."""
+    made = await admin.post("/api/v1/workers/register", json={
+        "name": name, "capabilities": [{"name": "code"}], "tags": "code"})
+    made.raise_for_status()
+    view = await admin.get(made.json()["viewUrl"], headers={"Accept": "application/json"})
+    view.raise_for_status()
+    token: str = view.json()["token"]
+    return token
+
+
+async def _http_run(url: str, admin_token: str, jobs: int, workers: int, capacity: int,
+                    submitters: int, rate: float = 0) -> tuple[float, list[float], int]:
+    """Elapsed seconds, submit-to-claim latencies, jobs closed. With ``rate`` (jobs/s) the
+    jobs are submitted on that schedule; else by ``submitters`` callers back to back."""
+    submitted: dict[int, float] = {}
+    claimed: dict[int, float] = {}
+    closed = 0
+    finished = anyio.Event()
+    async with _client(url, admin_token) as admin:
+        names = [f"worker-{i}" for i in range(workers)]
+        tokens = [await _enroll(admin, name) for name in names]
+        clients = [_client(url, t) for t in tokens]
+        for i, (name, client) in enumerate(zip(names, clients, strict=True)):
+            beat = await client.put("/presence", json={
+                "instance": name, "status": "active", "tags": TAGS[i % len(TAGS)],
+                "worker_type": "silicon", "capacity": capacity})
+            beat.raise_for_status()
+
+        async def heartbeat(name: str, client: httpx2.AsyncClient) -> None:
+            while True:
+                await anyio.sleep(HEARTBEAT_S)
+                await client.put("/presence", json={"instance": name, "status": "active",
+                                                    "tags": None, "worker_type": "silicon"})
+
+        async def work(name: str, client: httpx2.AsyncClient) -> None:
+            nonlocal closed
+            params = {"worker": name, "status": "pending", "wait": LONG_POLL_S}
+            while True:
+                inbox = await client.get("/my-jobs", params=params)
+                for job in inbox.json()["jobs"]:
+                    claim = await client.post(f"/jobs/{job['id']}/claim",
+                                              json={"worker": name})
+                    if claim.status_code != 200:
+                        continue
+                    claimed[job["id"]] = time.perf_counter()
+                    done = await client.post(f"/jobs/{job['id']}/close",
+                                             json={"result": job["prompt"].upper(),
+                                                   "status": "done"})
+                    done.raise_for_status()
+                    closed += 1
+                    if closed == jobs:
+                        finished.set()
+
+        async def submit_one(i: int) -> None:
+            t0 = time.perf_counter()
+            response = await admin.post("/api/jobs", json={
+                "prompt": f"job {i}", "tags": [TAGS[i % len(TAGS)]]})
+            response.raise_for_status()
+            submitted[response.json()["id"]] = t0
+
+        counter = iter(range(jobs))
+
+        async def submit() -> None:
+            for i in counter:
+                await submit_one(i)
+
+        async def paced(tg: TaskGroup) -> None:
+            # Open loop: job i is submitted at start + i/rate whatever the server's pace,
+            # as independent callers would; a server that cannot keep up builds a backlog.
+            start = time.perf_counter()
+            for i in range(jobs):
+                await anyio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                tg.start_soon(submit_one, i)
+
+        started = time.perf_counter()
+        try:
+            async with anyio.create_task_group() as tg:
+                for name, client in zip(names, clients, strict=True):
+                    tg.start_soon(heartbeat, name, client)
+                    tg.start_soon(work, name, client)
+                if rate:
+                    tg.start_soon(paced, tg)
+                else:
+                    for _ in range(submitters):
+                        tg.start_soon(submit)
+                await finished.wait()
+                elapsed = time.perf_counter() - started
+                tg.cancel_scope.cancel()
+        finally:
+            for client in clients:
+                await client.aclose()
+    pickups = [claimed[i] - submitted[i] for i in claimed if i in submitted]
+    return elapsed, pickups, closed
+
+
+def part_b(jobs: int, workers: int, capacity: int, submitters: int, rate: float
+           ) -> tuple[float, list[float], int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir(mode=0o700)
+        (home / "config.yaml").write_text(HTTP_CONFIG, encoding="utf-8")
+        with modelreins_http(home) as (url, headers):
+            token = headers["Authorization"].removeprefix("Bearer ")
+            return anyio.run(_http_run, url, token, jobs, workers, capacity, submitters, rate)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
@@ -99,7 +238,30 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where the temporary directory goes")
     parser.add_argument("--backlog", action="store_true",
                         help="submit every job before the workers come online")
+    parser.add_argument("--part", choices=["a", "b", "both"], default="both")
+    parser.add_argument("--http-jobs", type=int, default=3000)
+    parser.add_argument("--http-workers", type=int, default=8)
+    parser.add_argument("--submitters", type=int, default=8,
+                        help="concurrent POST /api/jobs callers (part b)")
+    parser.add_argument("--rate", type=float, default=0, metavar="JOBS_PER_S",
+                        help="part b: submit on this schedule (open loop) instead")
     args = parser.parse_args()
+    if args.part in ("a", "both"):
+        report_a(args)
+    if args.part in ("b", "both"):
+        elapsed, pickups, closed = part_b(args.http_jobs, args.http_workers, args.capacity,
+                                          args.submitters, args.rate)
+        load = (f"submitted at {args.rate:g} jobs/s" if args.rate
+                else f"{args.submitters} submitters back to back")
+        print(f"(b) HTTP, modelreins serve (own process), worker protocol: {args.http_jobs} "
+              f"jobs, {args.http_workers} workers (capacity {args.capacity}), "
+              f"{load}: {elapsed:.2f} s = "
+              f"{args.http_jobs / elapsed:,.0f} jobs/s; submit-to-claim p50 "
+              f"{pct(pickups, 50) * 1000:.1f} ms, p99 {pct(pickups, 99) * 1000:.1f} ms "
+              f"[{closed} closed]")
+
+
+def report_a(args: argparse.Namespace) -> None:
     elapsed, cpu, done = anyio.run(part_a, args.jobs, args.workers, args.capacity, args.dir,
                                    args.backlog)
     # On a shared machine the wall clock includes time other processes held the CPU;

@@ -7,13 +7,15 @@ CLI commands are typed against :class:`EngineAPI` only, so they run unchanged ag
 
 ``principal`` arguments say who a local call acts as. A remote engine ignores them: there
 the caller is the bearer token, and the server enforces that token's scopes and providers.
-The queue's methods join these protocols together with its REST routes.
+The queue (``engine.queue``: jobs, workers, routing explanations) and the fleet
+(``engine.fleet``: worker identities with their tokens, route-now dispatch) are typed here
+too; their ``actor`` arguments are the local equivalent of ``principal``.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -21,9 +23,13 @@ from typing import Protocol
 from core.audit import AuditEntry
 from core.auth import TokenInfo
 from core.dispatch import DispatchEvent, Fallback
+from core.fleet import Dispatched, RegisteredWorker
 from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
 from core.principal import LOCAL, Principal
 from core.providers import TextDelta
+from core.queue import Job, JobPatch, JobSpec, RouteExplanation, Worker
+from core.queue.models import Urgency
+from core.queue.workers import CapabilityInput
 from core.tasks.models import Run, Task, TaskPatch, TaskSpec
 
 __all__ = [
@@ -31,11 +37,15 @@ __all__ = [
     "DispatchEvent",
     "EngineAPI",
     "Fallback",
+    "FleetAPI",
     "HealthInfo",
+    "JobsAPI",
     "OnPinged",
+    "QueueAPI",
     "TasksAPI",
     "TextDelta",
     "TokensAPI",
+    "WorkersAPI",
 ]
 
 OnPinged = Callable[[ProviderStatus], Awaitable[None]]
@@ -113,6 +123,87 @@ class AuditAPI(Protocol):
     ) -> Page[AuditEntry]: ...
 
 
+class JobsAPI(Protocol):
+    """Queue jobs for callers and humans (``engine.queue.jobs``)."""
+
+    async def submit(self, spec: JobSpec, *, actor: Principal) -> Job: ...
+
+    async def get(self, job_id: int) -> Job: ...
+
+    async def list(
+        self, *, status: str | None = None, tags: str | Sequence[str] | None = None,
+        assigned_to: str | None = None, limit: int = 20, offset: int = 0,
+    ) -> Page[Job]: ...
+
+    async def update(self, job_id: int, patch: JobPatch, *, actor: Principal) -> Job: ...
+
+    async def cancel(self, job_id: int, *, actor: Principal, reason: str | None = None
+                     ) -> Job: ...
+
+    async def retry(self, job_id: int, *, actor: Principal) -> Job: ...
+
+    async def approve(self, job_id: int, *, actor: Principal) -> Job: ...
+
+    async def reject(self, job_id: int, *, actor: Principal, reason: str | None = None
+                     ) -> Job: ...
+
+    async def wait_for(self, job_id: int, timeout_s: float) -> Job:
+        """The job once terminal, or as it is when ``timeout_s`` runs out."""
+        ...
+
+
+class WorkersAPI(Protocol):
+    """The fleet as callers see it (``engine.queue.workers``); registering and revoking,
+    which involve tokens, are on :class:`FleetAPI`."""
+
+    async def list(self, *, include_revoked: bool = True) -> builtins.list[Worker]: ...
+
+    async def get(self, id_or_name: str) -> Worker: ...
+
+    async def pause(self, id_or_name: str, *, actor: Principal) -> Worker: ...
+
+    async def resume(self, id_or_name: str, *, actor: Principal) -> Worker: ...
+
+
+class QueueAPI(Protocol):
+    """``engine.queue``: jobs, workers and the router's reasoning."""
+
+    @property
+    def jobs(self) -> JobsAPI: ...
+
+    @property
+    def workers(self) -> WorkersAPI: ...
+
+    async def explain(
+        self, job_tags: str | Sequence[str] | None = None, urgency: Urgency = "normal",
+        capability: str | None = None, provider: str | None = None,
+    ) -> RouteExplanation: ...
+
+    async def explain_job(self, job_id: int) -> RouteExplanation: ...
+
+
+class FleetAPI(Protocol):
+    """``engine.fleet``: worker identities with their tokens, and route-now dispatch."""
+
+    async def register(
+        self, name: str, description: str = "", capabilities: Sequence[CapabilityInput] = (),
+        tags: str | Sequence[str] | None = None, *, actor: Principal,
+        view_base_url: str | None = None,
+    ) -> RegisteredWorker:
+        """Admin: a new worker and its token — the raw value (to show once), or with
+        ``view_base_url`` a one-time view link to it (a remote engine uses the server's
+        own URL for the link and only checks whether one is wanted)."""
+        ...
+
+    async def revoke(self, id_or_name: str, *, actor: Principal) -> Worker:
+        """Admin: retire the worker and revoke its tokens at once."""
+        ...
+
+    async def dispatch(self, spec: JobSpec, *, actor: Principal) -> Dispatched:
+        """Create a job and route it now; NO_WORKER (the job cancelled) if nobody can."""
+        ...
+
+
 class EngineAPI(Protocol):
     """Dispatch, history, providers and health, with tasks, tokens and audit attached."""
 
@@ -124,6 +215,12 @@ class EngineAPI(Protocol):
 
     @property
     def audit(self) -> AuditAPI: ...
+
+    @property
+    def queue(self) -> QueueAPI: ...
+
+    @property
+    def fleet(self) -> FleetAPI: ...
 
     @property
     def in_process(self) -> bool:
@@ -147,10 +244,16 @@ class EngineAPI(Protocol):
         record when ``timeout_s`` runs out."""
         ...
 
-    async def get_dispatch(self, dispatch_id: str) -> DispatchRecord: ...
+    async def get_dispatch(self, dispatch_id: str, *, principal: Principal = LOCAL
+                           ) -> DispatchRecord:
+        """One dispatch; NOT_FOUND also when ``principal`` may not use its provider."""
+        ...
 
     async def history(self, *, limit: int = 20, offset: int = 0, provider: str | None = None,
-                      status: str | None = None) -> Page[DispatchRecord]: ...
+                      status: str | None = None, principal: Principal = LOCAL
+                      ) -> Page[DispatchRecord]:
+        """Newest first, showing ``principal`` only dispatches of providers it may use."""
+        ...
 
     async def resolve_provider(self, name: str | None) -> tuple[str, bool]:
         """The provider a request naming ``name`` goes to first, and whether it is the

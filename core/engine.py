@@ -8,9 +8,10 @@ CLI — are thin translations onto its methods and services.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from anyio.abc import TaskGroup
 
 from core import __version__
 from core.api import EngineAPI, HealthInfo, OnPinged
+from core.artifacts import ArtifactService
 from core.audit import AuditLog
 from core.auth import TokenService
 from core.bootstrap import ensure_home
@@ -28,20 +30,26 @@ from core.clock import Clock, SystemClock
 from core.config import Settings, home_dir, load_settings
 from core.dispatch import Dispatcher, DispatchEvent
 from core.errors import ModelReinsError, NotFound, error_from_wire
+from core.fleet import FleetService
 from core.health import HealthTracker
 from core.ids import new_id
 from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
 from core.principal import LOCAL, Principal
 from core.providers import Provider, provider_class
 from core.queue import QueueService
+from core.reviews import ReviewService
 from core.store import SqliteStore, Store, open_sqlite
 from core.tasks.scheduler import OnFire, Scheduler, Sleeper, sleep_or_wake
 from core.tasks.service import TaskService
 from core.views import ViewService
 
-__all__ = ["DB_FILE", "DispatchHandle", "Engine", "HealthInfo"]
+__all__ = ["ARTIFACTS_DIR", "DB_FILE", "DispatchHandle", "Engine", "HealthInfo"]
 
 DB_FILE = "modelreins.db"
+ARTIFACTS_DIR = "artifacts"
+ARTIFACT_SWEEP_S = 60.0
+
+log = logging.getLogger("modelreins.engine")
 
 
 @dataclass
@@ -94,20 +102,30 @@ class Engine:
         *,
         clock: Clock | None = None,
         providers: dict[str, Provider] | None = None,
+        home: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.home = home or settings.home or home_dir()
         self.store = store
         self.http = http
         self.clock: Clock = clock or SystemClock()
         self.health = HealthTracker(self.clock)
         self.providers = providers if providers is not None else build_providers(settings, http)
-        self.dispatcher = Dispatcher(settings, self.providers, store, self.health, self.clock)
+        self.audit = AuditLog(store.audit, self.clock)
+        self.dispatcher = Dispatcher(settings, self.providers, store, self.health, self.clock,
+                                     audit=self.audit)
         self.tokens = TokenService(store.tokens, self.clock)
         self.views = ViewService(store.views, self.clock, ttl_s=settings.server.view_ttl_s)
-        self.audit = AuditLog(store.audit, self.clock)
         self.tasks = TaskService(store, self, self.clock, settings, http)
         self.scheduler: Scheduler | None = None
         self.queue = QueueService(store, self.clock, settings.queue, audit=self.audit)
+        self.fleet = FleetService(self.queue, self.tokens, self.views, self.audit)
+        for provider in self.providers.values():
+            provider.use_job_runner(self.fleet.run_job)
+        self.reviews = ReviewService(store.reviews, self.clock, self.audit)
+        self.artifacts = ArtifactService(store.artifacts, self.home / ARTIFACTS_DIR, self.clock,
+                                         settings.queue.artifact_max_bytes)
+        self._maintaining = False
         self.started = time.monotonic()
         self._inflight: dict[str, DispatchHandle] = {}
         self._tg: TaskGroup | None = None
@@ -134,7 +152,7 @@ class Engine:
             opened: Store = store
             stack.push_async_callback(opened.close)
             http = await stack.enter_async_context(new_http_client())
-            engine = cls(settings, opened, http, clock=clock)
+            engine = cls(settings, opened, http, clock=clock, home=home)
             await engine.seed_health()
             failure: BaseException | None = None
             async with anyio.create_task_group() as tg:
@@ -183,10 +201,12 @@ class Engine:
     ) -> DispatchRecord:
         """Serve ``req``. With ``wait_s``, return a ``running`` record if it takes longer;
         the dispatch goes on and lands in history under that id. ``dispatch_id`` chooses
-        the id it is recorded under (a new one if omitted)."""
+        the id it is recorded under (a new one if omitted). Every dispatch that reaches a
+        provider is audited as ``dispatch`` by ``principal``."""
         if wait_s is None:
             return await self.dispatcher.dispatch(req, dispatch_id=dispatch_id,
-                                                  allowed=principal.providers)
+                                                  allowed=principal.providers,
+                                                  actor=principal.actor)
         handle = self.start_dispatch(req, principal=principal, dispatch_id=dispatch_id)
         with anyio.move_on_after(wait_s):
             await handle.done.wait()
@@ -203,15 +223,15 @@ class Engine:
             id=dispatch_id, status="running", prompt=prompt, provider=first,
             created_at=self.clock.now()))
         self._inflight[dispatch_id] = handle
-        self.task_group.start_soon(self._run_handle, handle, req, principal.providers)
+        self.task_group.start_soon(self._run_handle, handle, req, principal)
         return handle
 
     async def _run_handle(
-        self, handle: DispatchHandle, req: DispatchRequest, allowed: frozenset[str] | None
+        self, handle: DispatchHandle, req: DispatchRequest, principal: Principal
     ) -> None:
         try:
             handle.record = await self.dispatcher.dispatch(
-                req, dispatch_id=handle.id, allowed=allowed)
+                req, dispatch_id=handle.id, allowed=principal.providers, actor=principal.actor)
         except ModelReinsError as exc:
             handle.error = exc
         finally:
@@ -219,8 +239,9 @@ class Engine:
             handle.done.set()
 
     def dispatch_stream(self, req: DispatchRequest, *, principal: Principal = LOCAL
-                        ) -> AsyncIterator[DispatchEvent]:
-        return self.dispatcher.stream(req, allowed=principal.providers)
+                        ) -> AsyncGenerator[DispatchEvent, None]:
+        """Deltas, fallback notices, then the final record; errors raise mid-stream."""
+        return self.dispatcher.stream(req, allowed=principal.providers, actor=principal.actor)
 
     async def wait_dispatch(self, dispatch_id: str, timeout_s: float) -> DispatchRecord:
         """The dispatch once finished (raising its error if it failed), or its ``running``
@@ -235,21 +256,26 @@ class Engine:
             raise error_from_wire(record.error.wire())
         return record
 
-    async def get_dispatch(self, dispatch_id: str) -> DispatchRecord:
+    async def get_dispatch(self, dispatch_id: str, *, principal: Principal = LOCAL
+                           ) -> DispatchRecord:
+        """One dispatch, running or recorded. One served by a provider ``principal`` may
+        not use is NOT_FOUND to it, as if it did not exist."""
         handle = self._inflight.get(dispatch_id)
-        if handle is not None:
-            return handle.running
-        record = await self.store.dispatches.get(dispatch_id)
-        if record is None:
+        record = handle.running if handle is not None else \
+            await self.store.dispatches.get(dispatch_id)
+        allowed = principal.providers
+        if record is None or (allowed is not None and record.provider not in allowed):
             raise NotFound(f"no dispatch '{dispatch_id}'")
         return record
 
     async def history(
         self, *, limit: int = 20, offset: int = 0, provider: str | None = None,
-        status: str | None = None,
+        status: str | None = None, principal: Principal = LOCAL,
     ) -> Page[DispatchRecord]:
+        """Dispatches, newest first; only those served by providers ``principal`` may use."""
         items, total = await self.store.dispatches.page(
-            limit=limit, offset=offset, provider=provider, status=status)
+            limit=limit, offset=offset, provider=provider, status=status,
+            providers=principal.providers)
         return Page[DispatchRecord](items=items, total=total, limit=limit, offset=offset)
 
     # -- scheduler --------------------------------------------------------------------
@@ -263,6 +289,29 @@ class Engine:
                                        sleep=sleep or sleep_or_wake, on_fire=on_fire)
             self.task_group.start_soon(self.scheduler.run)
         return self.scheduler
+
+    # -- queue ------------------------------------------------------------------------
+
+    def start_maintenance(self, *, interval_s: float = 1.0) -> None:
+        """Run the queue's maintenance (lease expiry, routing what is pending) every
+        ``interval_s`` in the engine's task group, and sweep expired artifacts; once."""
+        if not self._maintaining:
+            self._maintaining = True
+            self.task_group.start_soon(self._maintain, interval_s)
+
+    async def _maintain(self, interval_s: float) -> None:
+        swept_at = float("-inf")
+        while True:
+            try:
+                await self.queue.maintain()
+                if anyio.current_time() - swept_at >= ARTIFACT_SWEEP_S:
+                    swept_at = anyio.current_time()
+                    await self.artifacts.sweep()
+            except Exception:
+                # One failed pass (a locked database, a full disk) must not take the
+                # server down with it; the next pass tries again.
+                log.exception("queue maintenance pass failed")
+            await anyio.sleep(interval_s)
 
     # -- providers --------------------------------------------------------------------
 

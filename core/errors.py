@@ -17,6 +17,7 @@ __all__ = [
     "ModelReinsError",
     "NoWorker",
     "NotFound",
+    "PayloadTooLarge",
     "ProviderError",
     "ProviderTimeout",
     "RateLimited",
@@ -96,6 +97,13 @@ class Conflict(ModelReinsError):
 class Gone(ModelReinsError):
     code = "GONE"
     http_status = 410
+
+
+class PayloadTooLarge(ModelReinsError):
+    """A request body or upload over its size limit."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
 
 
 class RateLimited(ModelReinsError):

@@ -2,11 +2,13 @@
 
 Route modules (:data:`ROUTE_MODULES`) each contribute routes, the path prefixes that need a
 bearer token, and optionally a lifespan (the MCP session manager). The app's lifespan opens
-the engine, enters those lifespans, starts the scheduler, and unwinds in reverse on
-shutdown: sessions end, then the engine (and its store) closes.
+the engine, enters those lifespans, starts the scheduler and the queue's maintenance loop,
+and unwinds in reverse on shutdown: sessions end, then the engine (and its store) closes.
 
 Middleware, outermost first: :class:`~mcp_server.hosts.HostGuard` (every route), then
-:class:`~mcp_server.auth.BearerAuth` (protected prefixes only).
+:class:`~mcp_server.auth.BearerAuth` (protected prefixes only). Errors anywhere in the app —
+no route, wrong method, an engine error, a crash — answer with the §5 error body
+(:mod:`mcp_server.rest.errors`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.config import ServerConfig
 from core.engine import Engine
 from mcp_server.auth import BearerAuth, request_principal
 from mcp_server.hosts import HostGuard, allowed_names
+from mcp_server.rest.errors import EXCEPTION_HANDLERS
 from mcp_server.server import build_server
 
 __all__ = [
@@ -40,6 +43,18 @@ __all__ = [
 ROUTE_MODULES = [
     "mcp_server.routes.health",
     "mcp_server.routes.mcp",
+    "mcp_server.routes.dispatch",
+    "mcp_server.routes.providers",
+    "mcp_server.routes.tasks",
+    "mcp_server.routes.tokens",
+    "mcp_server.routes.view",
+    "mcp_server.routes.audit",
+    "mcp_server.routes.jobs",
+    "mcp_server.routes.workers",
+    "mcp_server.routes.reviews",
+    "mcp_server.routes.worker_protocol",
+    "mcp_server.routes.artifacts",
+    "mcp_server.routes.openapi",
 ]
 
 EngineOpener = Callable[[], AbstractAsyncContextManager[Engine]]
@@ -122,6 +137,7 @@ def build_app(
                     if part.lifespan is not None:
                         await stack.enter_async_context(part.lifespan())
                 engine.start_scheduler()
+                engine.start_maintenance()
                 if on_ready is not None:
                     await on_ready(engine)
                 yield
@@ -136,5 +152,6 @@ def build_app(
             Middleware(BearerAuth, engine=slot, protected=path_policy(parts),
                        require_token=config.auth == "token"),
         ],
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -20,6 +20,8 @@ scheduled prompt tasks. mr_providers lists providers; mr_dispatch sends a prompt
 up to wait_s seconds: if the answer takes longer it returns status 'running' with an id to \
 poll via mr_history(id=...). mr_task_* create, list, run and inspect scheduled tasks; \
 mr_task_run returns a runId to poll with mr_task_result when the run outlasts its wait. \
+modelreins_recruit turns a Claude Code session into a queue worker: it returns a command \
+to paste (with a single-use enrollment code) and a restart line. \
 Errors carry a code (NOT_FOUND, VALIDATION_ERROR, FORBIDDEN, RATE_LIMITED, PROVIDER_ERROR, \
 PROVIDER_TIMEOUT, ...) in the text and in structuredContent.error."""
 

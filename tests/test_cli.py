@@ -53,12 +53,13 @@ def test_invalid_config_lists_problems(home: Path, capsys: pytest.CaptureFixture
     write_config(home, "providers:\n  a: {type: antropic}\n  b: {type: echo, modle: x}\n")
     code, _, err = run(capsys, "config", "validate")
     assert code == 2
-    assert err.splitlines() == [
-        "error: VALIDATION_ERROR: 2 problems:",
+    lines = err.splitlines()
+    assert lines[0] == "error: VALIDATION_ERROR: 2 problems:"
+    assert lines[1].startswith(
         "  - providers.a.type: unknown provider type 'antropic'; did you mean 'anthropic'? "
-        "(known: anthropic, cli, echo, ollama, openai-compat)",
-        "  - providers.b.modle: unknown key 'modle'; did you mean 'model'?",
-    ]
+        "(known: anthropic, cli, echo, ")
+    assert lines[2] == "  - providers.b.modle: unknown key 'modle'; did you mean 'model'?"
+    assert len(lines) == 3
 
 
 def test_config_init_show_validate(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

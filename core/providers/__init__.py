@@ -9,6 +9,8 @@ import importlib
 
 from core.providers.base import (
     Completion,
+    JobRequest,
+    JobRunner,
     Provider,
     ProviderCall,
     ProviderConfig,
@@ -20,6 +22,8 @@ from core.providers.base import (
 __all__ = [
     "PROVIDER_TYPES",
     "Completion",
+    "JobRequest",
+    "JobRunner",
     "Provider",
     "ProviderCall",
     "ProviderConfig",
@@ -35,6 +39,7 @@ PROVIDER_TYPES: dict[str, str] = {
     "ollama": "core.providers.ollama:OllamaProvider",
     "cli": "core.providers.cli:CliProvider",
     "echo": "core.providers.echo:EchoProvider",
+    "fleet": "core.providers.fleet:FleetProvider",
 }
 
 

@@ -9,7 +9,7 @@ classified (RATE_LIMITED, PROVIDER_ERROR, PROVIDER_TIMEOUT); nothing else leaks 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -21,6 +21,8 @@ from core.models import Message, Usage
 
 __all__ = [
     "Completion",
+    "JobRequest",
+    "JobRunner",
     "Provider",
     "ProviderCall",
     "ProviderConfig",
@@ -92,6 +94,30 @@ class StreamEnd:
 StreamEvent = TextDelta | StreamEnd
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """A provider call to be served as a job by the worker fleet (the ``fleet`` type).
+
+    Providers never touch the queue: the engine hands a :data:`JobRunner` to every provider
+    (:meth:`Provider.use_job_runner`) and the ones that serve through the fleet call it."""
+
+    provider: str
+    prompt: str
+    timeout_s: float
+    """How long the caller waits for the result; also the job's lease."""
+    input: Mapping[str, Any] | None = None
+    """The rest of the call (system prompt, earlier messages, options), if any."""
+    tags: tuple[str, ...] = ()
+    capability: str | None = None
+    model: str | None = None
+    urgency: str = "normal"
+    effort: str = "standard"
+
+
+JobRunner = Callable[[JobRequest], Awaitable[Completion]]
+"""Submits a :class:`JobRequest` to the queue and returns the worker's result."""
+
+
 class Provider(ABC):
     """Base class of provider types; register subclasses in :mod:`core.providers`."""
 
@@ -116,6 +142,10 @@ class Provider(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """A cheap live check; raises a classified error when the provider is unusable."""
+
+    def use_job_runner(self, runner: JobRunner) -> None:  # noqa: B027 - optional hook
+        """Called by the engine with its job runner; types that serve calls through the
+        worker fleet keep it, the others ignore it."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release anything the provider holds beyond the shared HTTP client."""

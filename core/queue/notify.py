@@ -49,6 +49,11 @@ class Changes:
                 if self._events.get(key) is event:
                     del self._events[key]
 
+    def watching(self, key: Hashable) -> int:
+        """How many waiters watch ``key`` right now (diagnostics, and tests that must know
+        a long-poll is in flight)."""
+        return self._watchers.get(key, 0)
+
     def notify(self, key: Hashable) -> None:
         event = self._events.pop(key, None)
         if event is not None:

@@ -20,8 +20,13 @@ COMMAND_MODULES = [
     "mcp_server.cli.dispatch_cmd",
     "mcp_server.cli.token_cmd",
     "mcp_server.cli.tasks_cmd",
+    "mcp_server.cli.jobs_cmd",
+    "mcp_server.cli.workers_cmd",
     "mcp_server.cli.mcp_cmd",
+    "mcp_server.cli.channel_cmd",
     "mcp_server.cli.serve_cmd",
+    "mcp_server.cli.ping_cmd",
+    "mcp_server.cli.worker_cmd",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: run a handler, map errors to one line and an exit code."""
+"""Shared CLI plumbing: the engine a command talks to, running a handler, mapping errors to
+one line and an exit code."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from typing import Any, TextIO
 
 import anyio
 
+from core.api import EngineAPI
 from core.config import home_dir
+from core.connection import connection_settings
 from core.engine import Engine
 from core.errors import ModelReinsError
+from core.remote import RemoteEngine
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE", "Handler", "home_from", "open_engine", "out", "run_command"]
 
@@ -30,9 +34,16 @@ def home_from(args: argparse.Namespace) -> Path:
 
 
 @asynccontextmanager
-async def open_engine(args: argparse.Namespace) -> AsyncIterator[Engine]:
-    """The engine the command talks to (the local home)."""
-    async with Engine.open(home_from(args)) as engine:
+async def open_engine(args: argparse.Namespace) -> AsyncIterator[EngineAPI]:
+    """The engine a command talks to: the server named by ``MODELREINS_URL`` or saved with
+    ``modelreins config set url`` (see :mod:`core.connection`), else the local home."""
+    home = home_from(args)
+    remote = connection_settings(home)
+    if remote is not None:
+        async with RemoteEngine.open(remote.url, remote.token) as client:
+            yield client
+        return
+    async with Engine.open(home) as engine:
         yield engine
 
 

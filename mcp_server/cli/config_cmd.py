@@ -1,13 +1,28 @@
-"""``modelreins config init | show | validate``."""
+"""``modelreins config init | show | validate | set | unset``.
+
+``set url`` / ``set token`` save the remote server the CLI and ``modelreins mcp`` talk to
+(:mod:`core.connection`); the token goes to a file only its owner can read.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
 import yaml
 
 from core.bootstrap import detect, ensure_home, render_config
 from core.config import config_path, load_settings, masked
+from core.connection import (
+    TOKEN_FILE,
+    Connection,
+    connection_settings,
+    forget,
+    mask_token,
+    save_token,
+    save_url,
+)
 from mcp_server.cli.common import add_home_arg, home_from, out, print_json
 
 __all__ = ["register"]
@@ -31,6 +46,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_home_arg(validate)
     validate.set_defaults(handler=cmd_validate)
 
+    setter = verbs.add_parser("set", help="save the remote server (url) or its token")
+    setter.add_argument("key", choices=["url", "token"])
+    setter.add_argument("value", help="the server's base URL, or the token ('-' reads stdin)")
+    add_home_arg(setter)
+    setter.set_defaults(handler=cmd_set)
+
+    unset = verbs.add_parser("unset", help="forget the saved remote server (url) or token")
+    unset.add_argument("key", choices=["url", "token"])
+    add_home_arg(unset)
+    unset.set_defaults(handler=cmd_unset)
+
 
 async def cmd_init(args: argparse.Namespace) -> int:
     home = home_from(args)
@@ -51,12 +77,52 @@ async def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remote(remote: Connection | None) -> dict[str, Any] | None:
+    if remote is None:
+        return None
+    source = "MODELREINS_URL" if remote.source == "environment" else "config set url"
+    return {"url": remote.url, "token": mask_token(remote.token), "source": source}
+
+
 async def cmd_show(args: argparse.Namespace) -> int:
-    shown = masked(load_settings(home_from(args)))
+    home = home_from(args)
+    remote = connection_settings(home)
+    # A home that only points at a server needs no config of its own.
+    local = masked(load_settings(home)) if remote is None or config_path(home).exists() else {}
     if args.json:
-        print_json(shown)
+        print_json({"remote": _remote(remote), **local})
+        return 0
+    if remote is None:
+        out("# remote: none; commands use this home's engine")
     else:
-        out(yaml.safe_dump(shown, sort_keys=False, allow_unicode=True).rstrip())
+        out("# remote mode: commands and `modelreins mcp` talk to this server")
+        out(yaml.safe_dump({"remote": _remote(remote)}, sort_keys=False,
+                           allow_unicode=True).rstrip())
+    if local:
+        out(yaml.safe_dump(local, sort_keys=False, allow_unicode=True).rstrip())
+    return 0
+
+
+async def cmd_set(args: argparse.Namespace) -> int:
+    home = home_from(args)
+    if args.key == "url":
+        url = save_url(home, args.value)
+        out(f"remote server: {url} (commands and `modelreins mcp` now talk to it)")
+        return 0
+    value = sys.stdin.readline() if args.value == "-" else args.value
+    save_token(home, value)
+    out(f"token {mask_token(value.strip())} saved to {home / TOKEN_FILE} (readable only by you)")
+    return 0
+
+
+async def cmd_unset(args: argparse.Namespace) -> int:
+    home = home_from(args)
+    if not forget(home, args.key):
+        out(f"no {args.key} was saved")
+    elif args.key == "url":
+        out("remote server forgotten; commands use this home's engine again")
+    else:
+        out("saved token removed")
     return 0
 
 

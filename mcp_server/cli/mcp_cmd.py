@@ -3,7 +3,13 @@
 stdout carries the protocol and nothing else: logs go to stderr, and while serving the SDK
 points fd 1 at stderr so stray output (a provider's child process) cannot corrupt the stream.
 Every call acts as the local owner of the home. The scheduler runs here too; its leader lease
-keeps several such processes on one home from firing a run twice.
+keeps several such processes on one home from firing a run twice. So does the queue's
+maintenance loop (lease expiry, routing): its steps are conditional updates, safe to run
+in several processes at once.
+
+In remote mode (``MODELREINS_URL``, or ``modelreins config set url``) the same tools call
+the server's REST API instead: the server's scheduler runs the tasks, and each call is held
+to the configured token's scopes and providers by the server.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import signal
 
 import anyio
 
+from core.api import EngineAPI
 from core.engine import Engine
 from mcp_server.cli.common import add_home_arg, open_engine
 from mcp_server.server import build_server
@@ -36,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def cmd_mcp(args: argparse.Namespace) -> int:
     async with open_engine(args) as engine, anyio.create_task_group() as tg:
-        engine.start_scheduler()
+        if isinstance(engine, Engine):
+            engine.start_scheduler()
+            engine.start_maintenance()
         serving = anyio.CancelScope()
         tg.start_soon(_stop_on_signal, serving, engine)
         with serving:
@@ -45,7 +54,7 @@ async def cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _stop_on_signal(serving: anyio.CancelScope, engine: Engine) -> None:
+async def _stop_on_signal(serving: anyio.CancelScope, engine: EngineAPI) -> None:
     """SIGTERM/SIGINT cancel in-flight calls and end the server; the store is closed.
 
     The SDK reads stdin on a worker thread that only returns with a line or EOF. A client

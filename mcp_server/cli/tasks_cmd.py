@@ -1,8 +1,10 @@
 """``modelreins tasks …`` (scheduled tasks and their results) and ``modelreins scheduler``.
 
 Wherever a task id is taken, its name works too: the task service resolves either. A run
-started here executes in this process, so ``tasks run`` stays until the run (and its
-webhook) is done, even when it prints only the run id.
+started on the local home executes in this process, so ``tasks run`` stays until the run
+(and its webhook) is done, even when it prints only the run id; against a remote server
+the run executes there and ``tasks run`` returns once it has printed. ``scheduler`` always
+runs on the local home (a server runs its own).
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ from typing import Any, TypeAlias
 
 import anyio
 
+from core.api import EngineAPI
 from core.clock import iso
 from core.engine import Engine
 from core.tasks.models import Run, Task, TaskContext, TaskPatch, TaskSpec
-from mcp_server.cli.common import EXIT_ERROR, add_home_arg, open_engine, out, print_json
+from mcp_server.cli.common import (
+    EXIT_ERROR,
+    add_home_arg,
+    home_from,
+    open_engine,
+    out,
+    print_json,
+)
 
 __all__ = ["register"]
 
@@ -255,7 +265,9 @@ def _print_run(run: Run) -> None:
         f"{run.latency_ms} ms{hook}]", stream=sys.stderr)
 
 
-async def _wait_quietly(engine: Engine, run: Run) -> Run:
+async def _wait_quietly(engine: EngineAPI, run: Run) -> Run:
+    if not engine.in_process:
+        return run
     if not run.finished or (run.webhook and run.webhook.status == "pending"):
         out(f"{run.run_id} runs in this process; waiting for it to finish (Ctrl-C abandons "
             "it)", stream=sys.stderr)
@@ -312,7 +324,7 @@ async def cmd_scheduler(args: argparse.Namespace) -> int:
             f"{task.name}")
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_engine(args) as engine:
+        async with Engine.open(home_from(args)) as engine:
             tasks = await engine.tasks.list()
             scheduler = engine.start_scheduler(on_fire=on_fire)
             enabled = sum(t.enabled for t in tasks)

@@ -1,7 +1,9 @@
 """``modelreins token create | list | revoke``: API tokens, managed by the owner of the home.
 
 The CLI acts as the local owner, so ``create`` prints the raw token itself (once) instead
-of a one-time view link. Mutations are audited with the actor ``local``.
+of a one-time view link. Mutations are audited with the actor ``local``. Against a remote
+server (``MODELREINS_URL``) the commands need an admin token; the server audits them under
+that token's name, and ``create`` fetches the raw value from its one-time view.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from core.api import EngineAPI
 from core.auth import DEFAULT_SCOPES, TokenInfo
 from core.clock import iso
+from core.engine import Engine
 from core.principal import LOCAL, SCOPES
 from mcp_server.cli.common import add_home_arg, open_engine, out, print_json
 
@@ -60,15 +65,22 @@ def _providers_text(info: TokenInfo) -> str:
     return ",".join(info.providers) if info.providers is not None else "any"
 
 
+async def _audit(engine: EngineAPI, action: str, target: str, details: dict[str, Any]) -> None:
+    """Audit a change made in this process; a server audits the calls it serves itself."""
+    if isinstance(engine, Engine):
+        await engine.audit.record(LOCAL.actor, action, target, details)
+
+
 async def cmd_create(args: argparse.Namespace) -> int:
     providers = _split(args.provider) or None
     async with open_engine(args) as engine:
         info, raw = await engine.tokens.mint(args.name, _scopes(args), providers)
-        await engine.audit.record(LOCAL.actor, "token.create", info.id, {
+        await _audit(engine, "token.create", info.id, {
             "name": info.name, "kind": info.kind, "prefix": info.prefix,
             "scopes": info.scopes, "providers": info.providers,
         })
-        unknown = sorted(set(info.providers or ()) - set(engine.settings.providers))
+        configured = {p.name for p in await engine.list_providers()}
+        unknown = sorted(set(info.providers or ()) - configured)
     for name in unknown:
         out(f"warning: provider '{name}' is not configured; the token may use it once it is",
             stream=sys.stderr)
@@ -120,8 +132,8 @@ async def cmd_revoke(args: argparse.Namespace) -> int:
         before = await engine.tokens.get(args.id)
         info = await engine.tokens.revoke(args.id)
         if before.revoked_at is None:
-            await engine.audit.record(LOCAL.actor, "token.revoke", info.id,
-                                      {"name": info.name, "prefix": info.prefix})
+            await _audit(engine, "token.revoke", info.id,
+                         {"name": info.name, "prefix": info.prefix})
     if before.revoked_at is not None and info.revoked_at is not None:
         out(f"token {info.id} '{info.name}' was already revoked at {iso(info.revoked_at)}")
     else:

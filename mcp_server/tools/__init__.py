@@ -15,6 +15,8 @@ __all__ = ["TOOL_MODULES", "TOOL_SCOPES", "tool_groups"]
 TOOL_MODULES = [
     "mcp_server.tools.dispatch",
     "mcp_server.tools.tasks",
+    "mcp_server.tools.queue",
+    "mcp_server.tools.recruit",
 ]
 
 

@@ -61,6 +61,14 @@ TOOL_SCOPES: dict[str, str] = {
     "mr_task_update": "tasks:write",
     "mr_task_delete": "tasks:write",
     "mr_task_run": "tasks:write",
+    "mr_job_submit": "jobs:write",
+    "mr_job_status": "jobs:read",
+    "mr_job_list": "jobs:read",
+    "mr_job_cancel": "jobs:write",
+    "mr_job_approve": "jobs:approve",
+    "mr_workers": "jobs:read",
+    "mr_explain": "jobs:read",
+    "modelreins_recruit": "admin",
 }
 """The scope each tool requires of its caller; a tool missing here cannot be built."""
 

@@ -128,8 +128,10 @@ async def mr_history(
                     "filters are ignored.",
     )] = None,
 ) -> Page[DispatchRecord]:
-    """Recent dispatches, newest first, or one dispatch by id."""
+    """Recent dispatches, newest first, or one dispatch by id. A token restricted to some
+    providers sees only the dispatches those providers served."""
     if id is not None:
-        record = await call.engine.get_dispatch(id)
+        record = await call.engine.get_dispatch(id, principal=call.principal)
         return Page[DispatchRecord](items=[record], total=1, limit=1, offset=0)
-    return await call.engine.history(limit=limit, offset=offset, provider=provider, status=status)
+    return await call.engine.history(limit=limit, offset=offset, provider=provider,
+                                     status=status, principal=call.principal)
