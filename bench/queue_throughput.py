@@ -160,7 +160,8 @@ async def _http_run(url: str, admin_token: str, jobs: int, workers: int, capacit
 
         async def work(name: str, client: httpx2.AsyncClient) -> None:
             nonlocal closed
-            params = {"worker": name, "status": "pending", "wait": LONG_POLL_S}
+            params: dict[str, str | float] = {"worker": name, "status": "pending",
+                                              "wait": LONG_POLL_S}
             while True:
                 inbox = await client.get("/my-jobs", params=params)
                 for job in inbox.json()["jobs"]:

@@ -3,9 +3,10 @@
 :class:`WorkerClient` speaks for one worker name with its own token. Errors are the
 :mod:`core.errors` tree, translated once here:
 
-- the server cannot be reached (refused, reset, timed out), a gateway answers 502/503/504,
-  or the reply is not JSON from a ModelReins server → :class:`~core.errors.Unavailable`,
-  which the runner retries with backoff;
+- the server cannot be reached (refused, reset, timed out), answers with a 5xx (restarting,
+  a gateway in front of it, a passing server bug), or the reply is not JSON from a
+  ModelReins server → :class:`~core.errors.Unavailable`, which the runner retries with
+  backoff;
 - 401 → :class:`~core.errors.Unauthorized` ("token rejected"), which stops a worker;
 - any other error status → the §5 error it carries (:func:`~core.errors.error_from_wire`).
 
@@ -29,7 +30,6 @@ __all__ = ["DEFAULT_TIMEOUT_S", "LONG_POLL_MARGIN_S", "CloseStatus", "Job", "Wor
 DEFAULT_TIMEOUT_S = 30.0
 """Per request, except long polls (their wait plus :data:`LONG_POLL_MARGIN_S`)."""
 LONG_POLL_MARGIN_S = 15.0
-GATEWAY_STATUSES = frozenset({502, 503, 504})
 
 CloseStatus = Literal["done", "failed", "escalated"]
 Job = dict[str, Any]
@@ -204,9 +204,10 @@ class WorkerClient:
             message = error.get("message") if isinstance(error, dict) else None
             raise Unauthorized(f"token rejected by {self.base_url} for worker "
                                f"'{self.name}'" + (f": {message}" if message else ""))
-        if status in GATEWAY_STATUSES:
+        if status >= 500:
+            message = error.get("message") if isinstance(error, dict) else None
             raise Unavailable(f"ModelReins at {self.base_url} is unavailable "
-                              f"(HTTP {status} on {what})")
+                              f"(HTTP {status} on {what}" + (f": {message})" if message else ")"))
         if status >= 400:
             if isinstance(error, dict):
                 raise error_from_wire(error)

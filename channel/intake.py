@@ -71,8 +71,9 @@ class Intake:
         await self.backend.heartbeat(self.presence(), tags=self.tags, provider=self.provider,
                                      capacity=self.capacity)
 
-    async def _announce(self) -> None:
-        """An extra heartbeat so the fleet sees the new load at once (best effort)."""
+    async def try_heartbeat(self) -> None:
+        """A heartbeat whose transient failure is only logged (the next one retries); the
+        errors in :data:`FATAL` still raise."""
         try:
             await self.heartbeat()
         except FATAL:
@@ -84,12 +85,7 @@ class Intake:
         """Heartbeat forever; a failed beat is retried at the next one (fatal ones raise)."""
         while True:
             await anyio.sleep(self.heartbeat_s)
-            try:
-                await self.heartbeat()
-            except FATAL:
-                raise
-            except ModelReinsError as exc:
-                log.warning("heartbeat failed: %s", exc)
+            await self.try_heartbeat()
 
     async def _take(self, job: Job) -> Job | None:
         """Claim ``job`` if there is room (caller holds the lock)."""
@@ -147,7 +143,7 @@ class Intake:
                         claimed = await self._take(job)
                     if claimed is not None:
                         await push(claimed)
-                        await self._announce()
+                        await self.try_heartbeat()
                 failures = 0
             except FATAL:
                 raise

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
 from pydantic import Field
 
 from channel.enrollment import ENROLLMENT_KIND, ENROLLMENT_TTL_S
@@ -240,7 +241,8 @@ async def recruit(
     """
     name, tags = _check(request)
     name = name or worker_name(root, hostname)
-    tags = normalize_tags([*tags, *workspace_tags(root)])
+    # The scan is bounded, but it is disk I/O: keep it off the event loop.
+    tags = normalize_tags([*tags, *await anyio.to_thread.run_sync(workspace_tags, root)])
     where = str(root) if root is not None else "no workspace root"
     enlisted = await fleet.enlist(name, tags, f"Claude Code session ({where})", ttl_s)
     argv = channel_argv(enlisted.code, enlisted.worker, url=url,

@@ -44,12 +44,21 @@ from channel.client import Job, WorkerClient
 from channel.jobs import DEFAULT_JOB_TIMEOUT_S, Executor, Outcome, job_id, job_timeout
 from core.errors import Conflict, ModelReinsError, RateLimited, Unauthorized, Unavailable
 
-__all__ = ["TRANSIENT", "Runner", "RunnerConfig", "heartbeat_interval", "unwrap_group"]
+__all__ = [
+    "PRESENCE_TIMEOUT_S",
+    "TRANSIENT",
+    "Runner",
+    "RunnerConfig",
+    "heartbeat_interval",
+    "unwrap_group",
+]
 
 log = logging.getLogger("modelreins.worker")
 
 TRANSIENT: tuple[type[ModelReinsError], ...] = (Unavailable, RateLimited)
 """Errors that say "try again later", never "stop"."""
+PRESENCE_TIMEOUT_S = 10.0
+"""Longest wait for a heartbeat or the sign-off to be answered."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ class Runner:
                 await self._beat()
             except TRANSIENT as exc:
                 failures += 1
-                delay = self.config.backoff(failures)
+                delay = self._delay(failures, exc)
                 log.warning("%s; retrying in %.1f s", exc.message, delay)
                 await self._wait(delay, self._stopping)
                 continue
@@ -174,7 +183,15 @@ class Runner:
                 self.config.min_heartbeat_s)
             await self._wait(interval, changed)
             try:
-                await self._beat()
+                # Finished even when the runner is winding down, so a heartbeat abandoned
+                # mid-flight cannot reach the server after the sign-off and undo it.
+                with anyio.CancelScope(shield=True), anyio.fail_after(PRESENCE_TIMEOUT_S):
+                    await self._beat()
+            except TimeoutError:
+                if not away:
+                    log.warning("heartbeat got no answer within %g s", PRESENCE_TIMEOUT_S)
+                away = True
+                continue
             except TRANSIENT as exc:
                 if not away:
                     log.warning("heartbeat failed: %s", exc.message)
@@ -186,13 +203,16 @@ class Runner:
 
     async def _sign_off(self) -> None:
         reply: dict[str, Any] = {}
-        with anyio.move_on_after(self.config.heartbeat_s):
+        problem: str | None = f"no answer within {PRESENCE_TIMEOUT_S:g} s"
+        with anyio.move_on_after(PRESENCE_TIMEOUT_S):
             try:
-                reply = await self.client.sign_off()
+                reply, problem = await self.client.sign_off(), None
             except ModelReinsError as exc:
-                log.info("could not sign off (%s); the server takes back unclaimed jobs "
-                         "once it stops hearing from this worker", exc)
-                return
+                problem = str(exc)
+        if problem is not None:
+            log.info("could not sign off (%s); the server takes back unclaimed jobs once it "
+                     "stops hearing from this worker", problem)
+            return
         released = reply.get("released") or []
         log.info("worker '%s' signed off%s", self.client.name,
                  f"; jobs {released} went back to the queue" if released else "")
@@ -210,7 +230,7 @@ class Runner:
                 claimed = await self._claim(batch, jobs)
             except TRANSIENT as exc:
                 failures += 1
-                delay = self.config.backoff(failures)
+                delay = self._delay(failures, exc)
                 log.warning("%s; reconnecting in %.1f s", exc.message, delay)
                 await self._wait(delay, self._stopping)
                 continue
@@ -294,7 +314,7 @@ class Runner:
                               number, exc.message)
                     return
                 failures += 1
-                delay = self.config.backoff(failures)
+                delay = self._delay(failures, exc)
                 log.warning("job %d: cannot close yet (%s); retrying in %.1f s",
                             number, exc.message, delay)
                 await self._wait(delay, self._forced)
@@ -318,6 +338,10 @@ class Runner:
         self._forced.set()
         for running in self._running.values():
             running.scope.cancel()
+
+    def _delay(self, failures: int, exc: ModelReinsError) -> float:
+        """The backoff after ``failures`` in a row, but no sooner than a server asked."""
+        return max(self.config.backoff(failures), exc.retry_after or 0.0)
 
     @staticmethod
     async def _wait(delay: float, event: anyio.Event) -> None:

@@ -13,9 +13,11 @@ The worker heartbeats every 5 s (also while a handler runs), long-polls its inbo
 each job assigned to its name and calls the handler with the job (a dict: ``id``,
 ``prompt``, ``input``, ``tags``, ``timeout_s``…). The handler's return value closes the job
 ``done``; an exception fails it with the traceback as its result. A handler is a plain
-function (run in a worker thread, so it may block) or a coroutine function. The job's
-``timeout_s`` bounds it: an async handler is cancelled then, a sync one is abandoned to
+function (run in a thread of its own, so it may block) or a coroutine function. The job's
+``timeout_s`` bounds it: an async handler is cancelled then; a sync one is abandoned to
 finish in its thread (Python cannot kill a thread) while the job is failed as timed out.
+Those threads are daemons, so a handler stuck for good never keeps the process alive once
+the worker has stopped.
 
 The server and token come from the arguments, else ``MODELREINS_URL`` /
 ``MODELREINS_TOKEN``, else ``modelreins config set url|token``; tags from the argument,
@@ -27,8 +29,10 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from functools import partial
 from typing import Any
 
@@ -59,14 +63,39 @@ class HandlerExecutor:
                 if self.is_async:
                     result = await self.handler(job)
                 else:
-                    result = await anyio.to_thread.run_sync(
-                        partial(self.handler, job), abandon_on_cancel=True)
+                    result = await _in_daemon_thread(partial(self.handler, job),
+                                                     f"job-{job.get('id')}")
         except TimeoutError:
             return Outcome.failed(f"timed out after {timeout_s:g} s: the handler did not "
                                   "return in time")
         except Exception:
             return Outcome.failed(traceback.format_exc())
         return Outcome.done("" if result is None else result)
+
+
+async def _in_daemon_thread(call: Callable[[], Any], name: str) -> Any:
+    """``call()`` in a new daemon thread; cancelling the wait abandons the thread.
+
+    Not ``anyio.to_thread``: its pool threads are joined at interpreter exit, so one stuck
+    handler would keep a stopped worker's process alive."""
+    finished = anyio.Event()
+    token = anyio.lowlevel.current_token()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the awaiting task
+            outcome["error"] = exc
+        finally:
+            with suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                anyio.from_thread.run_sync(finished.set, token=token)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    await finished.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 class Worker:

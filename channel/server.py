@@ -15,7 +15,9 @@ a probing client fall back to ``initialize``, where ``claude/channel`` is declar
 Events are pushed only to a client that can show them: one that declares ``claude/channel``
 (as an experimental capability or an extension) or identifies as Claude Code, which
 surfaces them when started with ``--dangerously-load-development-channels``. Any other
-client gets pull mode: nothing is claimed until it calls ``mr_job_next``.
+client gets pull mode: nothing is claimed until it calls ``mr_job_next``. Pushing starts
+:data:`SETTLE_S` after the handshake, so the brief connections of health checks (``claude
+mcp list``) never claim a job.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from core.errors import ModelReinsError
 __all__ = [
     "CHANNEL_CAPABILITY",
     "INSTRUCTIONS",
+    "SETTLE_S",
     "ChannelServer",
     "PushPolicy",
     "Recruiter",
@@ -60,6 +63,11 @@ __all__ = [
 ]
 
 CHANNEL_CAPABILITY = "claude/channel"
+SETTLE_S = 3.0
+"""How long a client must stay connected before jobs are pushed to it. ``claude mcp list``
+and ``claude mcp get`` connect every server for a health check and drop it within a
+second: a job pushed then would be claimed and lost until its lease ran out. A session
+also registers its channel handler only after the handshake."""
 PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
 
 PushPolicy = Literal["auto", "always", "never"]
@@ -130,11 +138,15 @@ class ChannelServer:
     """The channel MCP server for one worker's :class:`~channel.intake.Intake`."""
 
     def __init__(self, intake: Intake, *, recruiter: Recruiter | None = None,
-                 push: PushPolicy = "auto", name: str = CHANNEL_SERVER_NAME) -> None:
+                 push: PushPolicy = "auto", settle_s: float = SETTLE_S,
+                 name: str = CHANNEL_SERVER_NAME) -> None:
         self.intake = intake
         self.recruiter = recruiter
         self.push = push
+        self.settle_s = settle_s
         self.pushing = False
+        self.mode_chosen = anyio.Event()
+        """Set once the client is initialized and push or pull mode is decided."""
         self.failure: ModelReinsError | None = None
         """The error that stopped the worker (a revoked token, a deleted worker)."""
         self.stopped = anyio.Event()
@@ -242,14 +254,16 @@ class ChannelServer:
     async def _feed(self, connection: Connection) -> None:
         """Heartbeat from the start; once the client is initialized, push if it can see
         channel events."""
-        await self.intake.heartbeat()
+        await self.intake.try_heartbeat()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.intake.heartbeats)
             await connection.initialized.wait()
             self.pushing = self.push == "always" or (
                 self.push == "auto" and wants_push(connection.client_params))
             log.info("client initialized; %s mode", "push" if self.pushing else "pull")
+            self.mode_chosen.set()
             if self.pushing:
+                await anyio.sleep(self.settle_s)
 
                 async def push(job: Job) -> None:
                     await connection.notify(CHANNEL_METHOD, channel_event(job))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -36,7 +37,7 @@ from channel.jobs import Executor
 from channel.runner import Runner, RunnerConfig, unwrap_group
 from channel.workspace import host_label
 from core.connection import connection_settings, normalize_url, saved_token, saved_url
-from core.errors import ValidationFailed
+from core.errors import ValidationFailed, field_error
 from core.process import split_command
 
 __all__ = [
@@ -131,6 +132,10 @@ async def _executor(options: WorkerOptions, stack: AsyncExitStack
             open_provider_executor(options.provider, options.home))
         return executor, {"mode": "provider", "provider": options.provider}
     argv = split_command(options.command)
+    if shutil.which(argv[0]) is None:
+        # Refused up front: a worker that claims jobs only to fail them all is a black hole.
+        raise field_error("exec", f"command not found: {argv[0]} (install it, or pass "
+                                  "--exec COMMAND or --provider NAME)")
     command = CommandExecutor(argv, options.job_root, options.name, keep=options.keep,
                               max_output_bytes=options.max_output_bytes)
     return command, {"mode": "exec", "command": os.path.basename(argv[0])}

@@ -28,6 +28,7 @@ import anyio
 from channel.recruit import MAX_CAPACITY
 from channel.run import Channel, ChannelOptions, open_channel
 from channel.workspace import normalize_name
+from core.connection import normalize_url
 from core.queue import normalize_tags
 from mcp_server.cli.common import EXIT_ERROR, add_home_arg, home_from, out
 
@@ -66,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 async def cmd_channel(args: argparse.Namespace) -> int:
     options = ChannelOptions(
         code=args.enroll, worker=normalize_name(args.name), home=home_from(args),
-        url=args.url, tags=normalize_tags(args.tags) if args.tags else None,
+        url=normalize_url(args.url) if args.url else None,
+        tags=normalize_tags(args.tags) if args.tags else None,
         provider=args.provider, capacity=args.capacity, push=args.push)
     async with open_channel(options) as channel, anyio.create_task_group() as tg:
         serving = anyio.CancelScope()

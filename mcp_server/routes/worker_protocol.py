@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
 from core.clock import iso
 from core.errors import Conflict, Forbidden, field_error
@@ -181,8 +182,13 @@ def _reader(principal: Principal, scope: str) -> None:
         principal.require(scope)
 
 
-def _wire(job: Job) -> WorkerJob:
-    return WorkerJob.model_validate(job.worker_wire())
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+def _wire(job: Job) -> Response:
+    """The job in the protocol's snake_case, serialized straight from the model."""
+    return _json(job.model_dump_json(by_alias=False).encode())
 
 
 async def heartbeat(call: ApiCall) -> HeartbeatAck:
@@ -221,7 +227,7 @@ async def presence(call: ApiCall) -> PresenceList:
     return PresenceList(workers=[_entry(w) for w in await call.engine.queue.workers.presence()])
 
 
-async def my_jobs(call: ApiCall) -> Inbox:
+async def my_jobs(call: ApiCall) -> Response:
     """A worker's inbox (worker protocol)
 
     Jobs assigned to the worker and not yet claimed (`status=pending`), or those it holds
@@ -234,10 +240,11 @@ async def my_jobs(call: ApiCall) -> Inbox:
         jobs = await queue.wait_inbox(name, min(q.wait, MAX_WAIT_S))
     else:
         jobs = await queue.jobs.inbox(name, q.status)
-    return Inbox(jobs=[j.worker_wire() for j in jobs])
+    return _json(b'{"jobs":[' + b",".join(
+        j.model_dump_json(by_alias=False).encode() for j in jobs) + b"]}")
 
 
-async def claim(call: ApiCall) -> WorkerJob:
+async def claim(call: ApiCall) -> Response:
     """Claim an assigned job (worker protocol)
 
     200 with the job, now running under a lease of its `timeout_s` (renewed by every
@@ -256,7 +263,7 @@ async def claim(call: ApiCall) -> WorkerJob:
         raise
 
 
-async def close(call: ApiCall) -> WorkerJob:
+async def close(call: ApiCall) -> Response:
     """Close a claimed job (worker protocol)
 
     Records the result once. Closing again with the same outcome answers 200 with the job

@@ -161,6 +161,7 @@ async def channel_streams(server: ChannelServer) -> AsyncIterator[Any]:
 async def in_process_channel(
     engine: Engine, *, capacity: int = 1, push: PushPolicy = "auto", tags: str = "code",
     events: ChannelEvents | None = None, mode: str = "legacy", name: str = "shop-devbox",
+    settle_s: float = 0.0,
 ) -> AsyncIterator[tuple[Client, InProcessChannel]]:
     """Recruit ``name``, enroll it, serve its channel and connect an SDK client (with the
     :class:`ChannelEvents` extension when ``events`` is given). The worker signs off when
@@ -174,7 +175,7 @@ async def in_process_channel(
                            credential_check=partial(engine.tokens.authenticate,
                                                     credential.token))
     intake = Intake(backend, capacity=capacity, tags=[tags], heartbeat_s=1.0, poll_s=2.0)
-    server = ChannelServer(intake, push=push)
+    server = ChannelServer(intake, push=push, settle_s=settle_s)
     channel = Channel(server, backend)
     try:
         async with channel_streams(server) as streams, \

@@ -65,7 +65,7 @@ async def test_a_probe_of_the_new_era_is_refused_so_the_client_falls_back(
         job = await submit(engine, "Summarise the README", tags=["code"])
         event = await events.next()
         assert event.meta is not None and event.meta["job_id"] == str(job.id)
-        assert channel.server.pushing
+        assert channel.server.pushing and channel.server.mode_chosen.is_set()
 
 
 async def test_a_pushed_job_completed_with_mr_job_complete_is_done_with_that_result(
@@ -115,8 +115,25 @@ async def test_capacity_bounds_the_jobs_pushed_and_completing_one_frees_a_slot(
         assert (await engine.queue.jobs.get(second.id)).result == "two"
 
 
+async def test_a_health_check_connection_is_never_pushed_a_job(engine: Engine) -> None:
+    """``claude mcp list`` connects, initializes, lists tools and drops the server."""
+    events = ChannelEvents()
+    async with in_process_channel(engine, events=events, settle_s=30) as (client, channel):
+        job = await submit(engine, "must not be lost to a health check")
+        assert job.assigned_to == channel.worker
+        await client.list_tools()
+        with anyio.fail_after(5):
+            await channel.server.mode_chosen.wait()
+        assert channel.server.pushing
+    assert events.received == []
+    after = await engine.queue.jobs.get(job.id)
+    assert (after.status, after.assigned_to, after.attempts) == ("pending", None, 0)
+
+
 async def test_a_client_without_channel_support_pulls_with_mr_job_next(engine: Engine) -> None:
     async with in_process_channel(engine, capacity=1) as (client, channel):
+        with anyio.fail_after(5):
+            await channel.server.mode_chosen.wait()
         assert not channel.server.pushing
         empty = await client.call_tool("mr_job_next", {})
         assert "No job is waiting" in text_of(empty)

@@ -102,8 +102,10 @@ def test_jobs_approve_and_reject(cli_home: Path, capsys: pytest.CaptureFixture[s
                            "--json")[1]) for _ in range(2)]
     assert {j["status"] for j in held} == {"awaiting_approval"}
     code, out, _ = run(capsys, "jobs", "approve", str(held[0]["id"]), "--json")
+    assert code == 0
     assert (json.loads(out)["status"], json.loads(out)["approvedBy"]) == ("pending", "local")
     code, out, _ = run(capsys, "jobs", "reject", str(held[1]["id"]), "--reason", "no")
+    assert code == 0
     assert f"Job {held[1]['id']}: cancelled" in out
 
 

@@ -14,9 +14,10 @@ import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import (
+    CheckContext,
     content_type_conformance,
-    not_a_server_error,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -137,7 +138,21 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         yield url, live.token
 
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+def no_crash(ctx: CheckContext, response: Any, case: Any) -> bool:
+    """No 500, and every other 5xx a deliberate, documented one (PROVIDER_ERROR 502,
+    NO_WORKER 503, PROVIDER_TIMEOUT 504 carry their §5 code): schemathesis's own
+    ``not_a_server_error`` would also fail those, which the API answers by design."""
+    if response.status_code < 500:
+        return True
+    code = None
+    if response.headers.get("content-type", [""])[0].startswith("application/json"):
+        code = (response.json().get("error") or {}).get("code")
+    assert response.status_code != 500 and code not in (None, "INTERNAL"), (
+        f"server error {response.status_code}: {response.text[:500]}")
+    return True
+
+
+CHECKS = [no_crash, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
 EXAMPLES = 20
 """Per operation and generation mode: enough to reach every status a route has, few
@@ -151,10 +166,17 @@ def test_the_live_api_keeps_to_its_schema(live_server: tuple[str, str],
     # schemathesis's lazy ``from_fixture(...).parametrize()`` reads ``Function._nodeid``,
     # which pytest 9.2 no longer has; so the schema is loaded here and each operation's
     # strategy driven by hypothesis directly (the same cases, the same checks).
+    # Only this table's operations: the queue's routes (also in the document) belong to
+    # its own suite.
     url, token = live_server
     schema = schemathesis.openapi.from_url(f"{url}/api/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= len(ENDPOINTS)
+    mine = {(e.method, e.path) for e in ENDPOINTS}
+    operations = [op for op in (result.ok() for result in schema.get_all_operations())
+                  if (op.method.upper(), op.path) in mine]
+    # schemathesis leaves out the operation that serves the schema itself.
+    assert {(op.method.upper(), op.path) for op in operations} == \
+        mine - {("GET", "/api/openapi.json")}
+    skipped: list[str] = []
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))
@@ -164,4 +186,11 @@ def test_the_live_api_keeps_to_its_schema(live_server: tuple[str, str],
             case.call_and_validate(headers={"Authorization": f"Bearer {token}"},
                                    checks=CHECKS)
 
-        conforms()
+        try:
+            conforms()
+        except Unsatisfiable:
+            # Negative mode: nothing in this operation can be made invalid (no body, no
+            # constrained parameter), as schemathesis's own runner would skip it.
+            assert mode is GenerationMode.NEGATIVE, operation.label
+            skipped.append(operation.label)
+    assert len(skipped) < len(operations) / 2, skipped

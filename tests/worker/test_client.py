@@ -14,7 +14,14 @@ from starlette.routing import Route
 from channel.client import WorkerClient
 from channel.worker import resolve_server
 from core.connection import save_token, save_url
-from core.errors import Forbidden, NotFound, Unauthorized, Unavailable, ValidationFailed
+from core.errors import (
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
 from tests.worker.conftest import serve, unserved_socket
 from tests.worker.fake_server import TOKEN, FakeServer
 
@@ -113,7 +120,10 @@ def _error(code: str, message: str) -> dict[str, object]:
     (403, _error("FORBIDDEN", "not your name"), None, Forbidden, "not your name"),
     (404, _error("NOT_FOUND", "no worker 'w1'"), None, NotFound, "no worker"),
     (503, None, "Service Unavailable", Unavailable, "HTTP 503"),
-    (502, _error("PROVIDER_ERROR", "bad gateway"), None, Unavailable, "HTTP 502"),
+    (502, _error("PROVIDER_ERROR", "bad gateway"), None, Unavailable, "HTTP 502.*bad gate"),
+    (500, _error("INTERNAL", "a bug"), None, Unavailable, "HTTP 500 on PUT /presence: a bug"),
+    (429, {"error": {"code": "RATE_LIMITED", "message": "easy", "retryAfter": 3}}, None,
+     RateLimited, "easy"),
     (200, None, "<html>hello</html>", Unavailable, "is it a ModelReins server"),
 ])
 async def test_error_replies_become_the_error_tree(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import suppress
 from pathlib import Path
 
 import anyio
@@ -101,10 +102,8 @@ async def test_a_job_whose_worker_is_killed_is_completed_once_by_another_worker(
     finally:
         reports.close()
         for pid in killed:
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     assert first != second
     assert (done["status"], done["result"]) == ("done", f"answered by {second}")

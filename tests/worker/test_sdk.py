@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,10 +67,10 @@ async def test_an_async_handler_and_a_json_result(fake: FakeServer) -> None:
 
 
 async def test_a_sync_handler_runs_in_a_thread_while_heartbeats_go_on(fake: FakeServer) -> None:
-    release = anyio.Event()
+    release = threading.Event()
 
     def handle_job(job: dict[str, Any]) -> str:
-        anyio.from_thread.run(release.wait)
+        release.wait(30)  # blocks its thread, not the worker
         return "unblocked"
 
     job = fake.assign("block")
@@ -107,3 +108,22 @@ async def test_the_server_and_tags_come_from_the_environment(
     async with serving(worker, lambda job: "ok"):
         await fake.until(lambda: fake.closed(job))
     assert fake.heartbeats[0]["tags"] == "code,review"
+
+
+async def test_a_stuck_sync_handler_is_abandoned_on_a_forced_stop(fake: FakeServer) -> None:
+    stuck = threading.Event()
+
+    def handle_job(job: dict[str, Any]) -> str:
+        stuck.wait(60)
+        return "too late"
+
+    job = fake.assign("stuck")
+    worker = worker_for(fake)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.serve, handle_job)
+        await fake.until(lambda: job.status == "running")
+        worker.stop(force=True)
+    held = [t for t in threading.enumerate() if t.name == f"job-{job.id}"]
+    stuck.set()
+    assert [t.daemon for t in held] == [True]  # cannot keep the process alive
+    assert (job.status, job.closes) == ("running", 0)  # left for the queue to retry

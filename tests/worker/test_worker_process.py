@@ -78,6 +78,10 @@ async def worker_process(home: Path, *args: str, env: dict[str, str] | None = No
                 await process.wait()
 
 
+def is_dir(path: Path) -> bool:
+    return path.is_dir()
+
+
 def connect(fake: FakeServer) -> dict[str, str]:
     return {"MODELREINS_URL": fake.url, "MODELREINS_TOKEN": TOKEN}
 
@@ -98,7 +102,7 @@ async def test_sigterm_stops_claiming_lets_the_running_job_finish_and_exits_0(
     assert first.status == "done"
     kept = Path(first.result)
     assert kept.parent == home / "work"
-    assert kept.is_dir()  # --keep
+    assert is_dir(kept)  # --keep
     assert ("claim", second.id) not in fake.log
     assert fake.heartbeats[-1]["status"] == "offline"
     assert second.assigned_to == ""  # released by signing off
@@ -131,7 +135,7 @@ async def test_a_second_signal_kills_the_running_job_and_leaves_it_for_the_queue
 async def test_a_rejected_token_exits_1_with_one_clear_line(
         fake: FakeServer, home: Path) -> None:
     env = {"MODELREINS_URL": fake.url, "MODELREINS_TOKEN": "mr_wrong"}
-    async with worker_process(home, "--name", "w1", env=env) as worker:
+    async with worker_process(home, "--name", "w1", "--exec", "cat", env=env) as worker:
         assert await worker.exit_code(30) == 1
     assert "error: UNAUTHORIZED: token rejected by" in worker.output()
 
@@ -140,3 +144,13 @@ async def test_without_a_server_it_says_how_to_name_one(home: Path) -> None:
     async with worker_process(home, "--name", "w1") as worker:
         assert await worker.exit_code(30) == 2
     assert "no server to work for: pass --url" in worker.output()
+
+
+async def test_a_command_that_is_not_installed_is_refused_before_claiming_anything(
+        fake: FakeServer, home: Path) -> None:
+    job = fake.assign("x")
+    async with worker_process(home, "--name", "w1", "--exec", "no-such-agent --print",
+                              env=connect(fake)) as worker:
+        assert await worker.exit_code(30) == 2
+    assert "command not found: no-such-agent" in worker.output()
+    assert (job.status, fake.heartbeats) == ("pending", [])
