@@ -34,21 +34,17 @@ from core.principal import Principal
 from core.providers import Completion, JobRequest
 from core.queue import Job, JobSpec, QueueService, RouteExplanation, Worker
 from core.queue.models import TERMINAL
+from core.queue.router import AT_CAPACITY
 from core.queue.workers import CapabilityInput
 from core.views import ViewService
 
 __all__ = [
-    "BUSY",
     "Dispatched",
     "FleetService",
     "RegisteredWorker",
     "WorkerList",
     "WorkerRegistration",
 ]
-
-BUSY = "at capacity"
-"""The router's reason for a worker that would qualify but has no room right now."""
-
 
 class Dispatched(WireModel):
     """``POST /dispatch``: the job and the worker it was routed to (null while it waits
@@ -194,7 +190,7 @@ class FleetService:
         if job.status != "pending" or job.assigned_to is not None:
             return
         exp = await self.queue.explain_job(job.id)
-        if any(set(c.reasons) <= {BUSY} for c in exp.candidates):
+        if any(set(c.reasons) <= {AT_CAPACITY} for c in exp.candidates):
             return
         await self.queue.jobs.cancel(job.id, actor=actor, reason="no eligible worker")
         error = NoWorker(f"no worker can take this job (job {job.id} cancelled)",

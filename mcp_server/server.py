@@ -20,10 +20,14 @@ scheduled prompt tasks. mr_providers lists providers; mr_dispatch sends a prompt
 up to wait_s seconds: if the answer takes longer it returns status 'running' with an id to \
 poll via mr_history(id=...). mr_task_* create, list, run and inspect scheduled tasks; \
 mr_task_run returns a runId to poll with mr_task_result when the run outlasts its wait. \
+mr_job_submit queues work for the worker fleet (the router picks the worker; \
+mr_explain shows why), mr_job_status / mr_job_list follow it, mr_job_cancel stops it, \
+mr_job_approve decides on jobs held for a human; mr_workers lists the fleet. A provider of \
+type fleet sends mr_dispatch prompts to the fleet as jobs. \
 modelreins_recruit turns a Claude Code session into a queue worker: it returns a command \
 to paste (with a single-use enrollment code) and a restart line. \
 Errors carry a code (NOT_FOUND, VALIDATION_ERROR, FORBIDDEN, RATE_LIMITED, PROVIDER_ERROR, \
-PROVIDER_TIMEOUT, ...) in the text and in structuredContent.error."""
+PROVIDER_TIMEOUT, NO_WORKER, ...) in the text and in structuredContent.error."""
 
 
 def local_principal(_: Context) -> Principal:

@@ -222,7 +222,9 @@ class Capability(WireModel):
 
 
 class Presence(WireModel):
-    status: PresenceStatus | Literal["offline"] | None = Field(
+    # One flat Literal (not PresenceStatus | Literal["offline"]): its schema is then a single
+    # nullable enum, which MCP output schemas can state without a union.
+    status: Literal["active", "idle", "busy", "offline"] | None = Field(
         default=None, description="From the last heartbeat; offline after a clean sign-off.")
     last_seen: UtcDatetime | None = None
     details: dict[str, Any] | None = None

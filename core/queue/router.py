@@ -30,6 +30,7 @@ from typing import NamedTuple
 from core.queue.models import TIER_ORDER
 
 __all__ = [
+    "AT_CAPACITY",
     "COLD_PENALTY",
     "COLD_WINDOW",
     "FAILURE_PENALTY",
@@ -73,6 +74,8 @@ MAX_FAILURE_PENALTY = 0.2
 RATE_LIMITED_PENALTY = 0.25
 COLD_PENALTY = 0.05
 COLD_WINDOW = timedelta(minutes=1)
+AT_CAPACITY = "at capacity"
+"""The one reason of a worker that would qualify for a job but has no room right now."""
 
 
 class JobView(NamedTuple):
@@ -219,7 +222,7 @@ def eligibility(job: JobView, worker: WorkerView, now: datetime,
     if job.provider is not None and worker.provider != job.provider:
         reasons.append(f"does not speak provider {job.provider}")
     if worker.in_hand >= worker.capacity:
-        reasons.append("at capacity")
+        reasons.append(AT_CAPACITY)
     return reasons
 
 

@@ -64,6 +64,8 @@ class Endpoint:
     response: type[BaseModel] | None = None
     """The success body's model; None for an empty (204) answer."""
     status: int = 200
+    more_statuses: tuple[int, ...] = ()
+    """Other success statuses, with the same body (202: a dispatch still running)."""
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()

@@ -112,7 +112,8 @@ def invalid(exc: ValidationError, what: str) -> ValidationFailed:
         details.append({"path": path, "problem": problem})
     parts = [f"unknown field{'s' if len(unknown) > 1 else ''} " + ", ".join(
         f"'{u}'" for u in unknown)] if unknown else []
-    parts += [f"{d['path']}: {d['problem']}" for d in details if d["path"] not in unknown]
+    parts += [d["problem"] if d["path"] == root else f"{d['path']}: {d['problem']}"
+              for d in details if d["path"] not in unknown]
     return ValidationFailed(f"invalid {what}: " + "; ".join(parts), details=details)
 
 

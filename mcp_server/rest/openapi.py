@@ -128,6 +128,8 @@ def _operation(endpoint: Endpoint, refs: Refs,
     if content:
         success["content"] = content
     responses = {str(endpoint.status): success}
+    for status in endpoint.more_statuses:
+        responses[str(status)] = {**success, "description": HTTPStatus(status).phrase}
     responses |= {str(s): _error_response(s, endpoint.error_media)
                   for s in error_statuses(endpoint)}
     operation["responses"] = responses

@@ -26,12 +26,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Literal
 
+import anyio
 from pydantic import Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
 from core.dispatch import DispatchEvent, Fallback
-from core.errors import ModelReinsError
+from core.errors import ModelReinsError, field_error
 from core.models import DispatchRecord, DispatchRequest, Page, WireModel
 from core.principal import Principal
 from core.providers import TextDelta
@@ -118,7 +119,8 @@ async def _stream(call: ApiCall, req: DispatchRequest, principal: Principal) -> 
     try:
         first = await anext(events)
     except BaseException:
-        await events.aclose()
+        with anyio.CancelScope(shield=True):
+            await events.aclose()
         raise
     return EventSourceResponse(_events(first, events), sep="\n")
 
@@ -137,6 +139,8 @@ async def dispatch(call: ApiCall) -> DispatchRecord | Response:
     req = call.body_as(DispatchRequest)
     wait_s = call.query_as(DispatchQuery).wait_s
     if req.stream:
+        if wait_s is not None:
+            raise field_error("waitS", "does not apply to a stream")
         return await _stream(call, req, call.principal)
     record = await call.engine.dispatch(req, wait_s=wait_s, principal=call.principal)
     if record.status == "running":
@@ -162,6 +166,7 @@ async def get_dispatch(call: ApiCall) -> DispatchRecord:
 ENDPOINTS = [
     Endpoint("POST", "/api/dispatch", dispatch, "dispatch", DispatchRecord,
              body=DispatchRequest, query=DispatchQuery, errors=(404, 429, 502, 503, 504),
+             more_statuses=(202,),
              events=(("delta", StreamDelta), ("fallback", StreamFallback),
                      ("dispatch", DispatchRecord), ("error", ErrorBody)),
              tag="dispatch"),

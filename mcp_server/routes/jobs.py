@@ -18,9 +18,19 @@ from mcp_server.app import AppContext, Contribution
 from mcp_server.rest.endpoint import ApiCall, Endpoint, contribution
 from mcp_server.rest.paging import Paging, QueryModel
 
-__all__ = ["ENDPOINTS", "ExplainQuery", "JobQuery", "Reason", "WaitQuery", "contribute"]
+__all__ = [
+    "ENDPOINTS",
+    "MAX_WAIT_S",
+    "ExplainQuery",
+    "JobQuery",
+    "Reason",
+    "WaitQuery",
+    "contribute",
+    "job_id",
+]
 
 MAX_WAIT_S = 30.0
+"""Longest wait one request may ask for (job results, the worker inbox)."""
 
 
 class JobQuery(Paging):
@@ -52,7 +62,8 @@ class ExplainQuery(BaseModel):
                                                               "instead (others ignored).")
 
 
-def _id(call: ApiCall) -> int:
+def job_id(call: ApiCall) -> int:
+    """The ``{id}`` path parameter as the integer it must be."""
     raw = call.path("id")
     if not raw.isdigit() or int(raw) < 1:
         raise field_error("id", "a job id is a positive integer")
@@ -85,15 +96,15 @@ async def get_job(call: ApiCall) -> Job:
     wait = call.query_as(WaitQuery).wait
     jobs = call.engine.queue.jobs
     if wait:
-        return await jobs.wait_for(_id(call), min(wait, MAX_WAIT_S))
-    return await jobs.get(_id(call))
+        return await jobs.wait_for(job_id(call), min(wait, MAX_WAIT_S))
+    return await jobs.get(job_id(call))
 
 
 async def update_job(call: ApiCall) -> Job:
     """Change a job's tags, urgency or effort
 
     Only until it is claimed (409 afterwards)."""
-    return await call.engine.queue.jobs.update(_id(call), call.body_as(JobPatch),
+    return await call.engine.queue.jobs.update(job_id(call), call.body_as(JobPatch),
                                                actor=call.principal)
 
 
@@ -102,21 +113,21 @@ async def cancel_job(call: ApiCall) -> Job:
 
     Any job not finished; a worker running it can no longer close it."""
     reason = call.body_as(Reason).reason
-    return await call.engine.queue.jobs.cancel(_id(call), actor=call.principal, reason=reason)
+    return await call.engine.queue.jobs.cancel(job_id(call), actor=call.principal, reason=reason)
 
 
 async def retry_job(call: ApiCall) -> Job:
     """Retry a failed, escalated or cancelled job
 
     Its attempts start again from 0; its history is kept."""
-    return await call.engine.queue.jobs.retry(_id(call), actor=call.principal)
+    return await call.engine.queue.jobs.retry(job_id(call), actor=call.principal)
 
 
 async def approve_job(call: ApiCall) -> Job:
     """Approve a held job
 
     It is routed and runs. For a `session`-tier job this covers the worker's session."""
-    return await call.engine.queue.jobs.approve(_id(call), actor=call.principal)
+    return await call.engine.queue.jobs.approve(job_id(call), actor=call.principal)
 
 
 async def reject_job(call: ApiCall) -> Job:
@@ -124,7 +135,7 @@ async def reject_job(call: ApiCall) -> Job:
 
     It ends `cancelled`, with the reason kept."""
     reason = call.body_as(Reason).reason
-    return await call.engine.queue.jobs.reject(_id(call), actor=call.principal, reason=reason)
+    return await call.engine.queue.jobs.reject(job_id(call), actor=call.principal, reason=reason)
 
 
 async def dispatch_job(call: ApiCall) -> Dispatched:
@@ -172,7 +183,7 @@ ENDPOINTS = [
     Endpoint("POST", "/dispatch", dispatch_job, "jobs:write", Dispatched, body=JobSpec,
              errors=(503,), tag="jobs"),
     Endpoint("GET", "/dispatch/explain", explain, "jobs:read", RouteExplanation,
-             query=ExplainQuery, tag="jobs"),
+             query=ExplainQuery, errors=(404,), tag="jobs"),
 ]
 
 

@@ -30,23 +30,19 @@ from core.queue import Job, Worker
 from core.reviews import Review, ReviewSpec
 from mcp_server.app import AppContext, Contribution
 from mcp_server.rest.endpoint import ApiCall, Endpoint, Handler, contribution
+from mcp_server.routes.jobs import MAX_WAIT_S, job_id
 from mcp_server.tools.schema import compact_schema
 
 __all__ = [
     "ENDPOINTS",
-    "MAX_WAIT_S",
     "PROTECTED",
     "Close",
     "Heartbeat",
     "Inbox",
     "PresenceList",
     "contribute",
-    "job_id",
     "worker_name",
 ]
-
-MAX_WAIT_S = 30.0
-"""Longest long-poll of ``GET /my-jobs``; a longer ``wait`` is cut to it."""
 
 PROTECTED = ("/presence", "/my-jobs", "/jobs", "/review")
 
@@ -153,14 +149,6 @@ class ReviewQueued(Review):
 def _replace(schema: dict[str, Any], new: dict[str, Any]) -> None:
     schema.clear()
     schema.update(new)
-
-
-def job_id(call: ApiCall) -> int:
-    """The ``{id}`` path parameter as the integer it must be."""
-    raw = call.path("id")
-    if not raw.isdigit() or int(raw) < 1:
-        raise field_error("id", "a job id is a positive integer")
-    return int(raw)
 
 
 def worker_name(principal: Principal, named: str | None, path: str = "worker") -> str:
@@ -298,9 +286,9 @@ def _row(method: str, path: str, handler: Handler, response: type[BaseModel], *,
 
 
 ENDPOINTS = [
-    _row("PUT", "/presence", heartbeat, HeartbeatAck, body=Heartbeat),
+    _row("PUT", "/presence", heartbeat, HeartbeatAck, body=Heartbeat, errors=(404,)),
     _row("GET", "/presence", presence, PresenceList),
-    _row("GET", "/my-jobs", my_jobs, Inbox, query=InboxQuery),
+    _row("GET", "/my-jobs", my_jobs, Inbox, query=InboxQuery, errors=(404,)),
     _row("POST", "/jobs/{id}/claim", claim, WorkerJob, body=ClaimBody, errors=(409,)),
     _row("POST", "/jobs/{id}/close", close, WorkerJob, body=Close, errors=(409,)),
     _row("POST", "/review", review, ReviewQueued, body=ReviewSpec),

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 
 from core.errors import NoWorker
-from core.models import DispatchRequest
+from core.models import DispatchRequest, Message
 from core.providers import PROVIDER_TYPES, ProviderCall, provider_class
 from core.providers.fleet import FleetConfig, FleetProvider
 from mcp_server.server import build_server
@@ -24,16 +24,12 @@ def test_fleet_is_a_registered_provider_type() -> None:
 
 
 async def test_without_a_queue_the_fleet_provider_answers_no_worker() -> None:
-    from core.models import Message
-
     provider = FleetProvider("f", FleetConfig(), http=None)  # type: ignore[arg-type]
     with pytest.raises(NoWorker):
         await provider.complete(ProviderCall(messages=[Message(role="user", content="x")]))
 
 
 def test_a_call_becomes_a_job_request_with_the_providers_terms() -> None:
-    from core.models import Message
-
     cfg = FleetConfig.model_validate({"tags": "Code, review", "capability": "code",
                                       "timeout": 90_000, "urgency": "high",
                                       "systemPrompt": "be brief"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx2
 import pytest
 
@@ -124,3 +125,38 @@ async def test_history_filters_are_validated(admin: httpx2.AsyncClient,
                                              params: dict[str, str], path: str) -> None:
     error = error_of(await admin.get("/api/dispatches", params=params), 400, "VALIDATION_ERROR")
     assert [d["path"] for d in error["details"]] == [path]
+
+
+async def test_wait_budget_answers_202_running_and_the_dispatch_goes_on(
+    api: Api, admin: httpx2.AsyncClient, scripted: dict[str, ScriptedProvider],
+) -> None:
+    gate = anyio.Event()
+    scripted["main"].steps.append(Step(deltas=["late"], gate=gate))
+    response = await admin.post("/api/dispatch", params={"waitS": 0}, json={"prompt": "slow"})
+    assert response.status_code == 202, response.text
+    running = response.json()
+    assert running["status"] == "running" and running["provider"] == "main"
+    polled = await admin.get(f"/api/dispatches/{running['id']}")
+    assert polled.json()["status"] == "running"
+    gate.set()
+    with anyio.fail_after(10):
+        done = await api.engine.wait_dispatch(running["id"], 10)
+    assert done.text == "late"
+    assert (await admin.get(f"/api/dispatches/{running['id']}")).json()["status"] == "success"
+
+
+async def test_quick_dispatch_within_its_wait_budget_is_200(admin: httpx2.AsyncClient) -> None:
+    response = await admin.post("/api/dispatch", params={"waitS": 30}, json={"prompt": "x"})
+    assert response.status_code == 200 and response.json()["status"] == "success"
+
+
+@pytest.mark.parametrize(("params", "body"), [
+    pytest.param({"waitS": "-1"}, {"prompt": "x"}, id="negative"),
+    pytest.param({"waitS": "soon"}, {"prompt": "x"}, id="not-a-number"),
+    pytest.param({"waitS": "1"}, {"prompt": "x", "stream": True}, id="with-stream"),
+])
+async def test_wait_budget_is_validated(admin: httpx2.AsyncClient, params: dict[str, str],
+                                        body: dict[str, object]) -> None:
+    error = error_of(await admin.post("/api/dispatch", params=params, json=body), 400,
+                     "VALIDATION_ERROR")
+    assert [d["path"] for d in error["details"]] == ["waitS"]

@@ -1,5 +1,6 @@
 """``GET /api/openapi.json``: generated from the endpoint table, complete, and true — a
-schemathesis run against the live server finds no 5xx and no answer its schema forbids."""
+schemathesis run against the live server (positive and negative cases for every operation
+of this table) finds no crash, no undocumented status, and no answer its schema forbids."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Any
 import httpx2
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import (
     CheckContext,
     content_type_conformance,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from channel.executors import CommandExecutor
 from tests.fakes_cli import (
     CAT_TO_FILE,
@@ -161,10 +163,7 @@ async def test_keep_leaves_each_job_directory_in_place(fake: FakeServer, tmp_pat
 
 
 async def test_the_job_process_does_not_get_the_worker_token(
-        fake: FakeServer, tmp_path: Path, monkeypatch: object) -> None:
-    import pytest
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+        fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELREINS_TOKEN", "mr_secret")
     body = ("import os\nprint(os.environ.get('MODELREINS_TOKEN'), "
             "os.environ['MODELREINS_JOB_ID'], os.environ['MODELREINS_WORKER'])")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from channel.executors import ProviderExecutor, open_provider_executor, provider_call
-from core.errors import NotFound
+from core.errors import NotFound, RateLimited
 from core.models import Message
 from tests.support.scripted import ScriptedProvider, Step
 from tests.worker.conftest import running_worker
@@ -30,8 +30,6 @@ async def test_an_unknown_provider_is_refused_naming_the_configured_ones(home: P
 
 
 async def test_a_provider_failure_fails_the_job_with_its_error(fake: FakeServer) -> None:
-    from core.errors import RateLimited
-
     provider = ScriptedProvider("flaky", [Step(error=RateLimited("slow down"))])
     job = fake.assign("hi")
     async with running_worker(fake.url, ProviderExecutor(provider)):

@@ -10,8 +10,9 @@ from typing import Any
 import anyio
 import pytest
 
-from channel import Worker
+from channel import Worker, WorkerClient
 from channel.executors import CommandExecutor
+from core.errors import Forbidden
 from tests.fakes_cli import FAIL, HANG, UPPER, is_running, kill_listed, make_cli, read_pids
 from tests.fakes_cli import wait_dead as wait_exited
 from tests.worker.conftest import config, running_worker
@@ -96,8 +97,6 @@ async def test_the_sdk_serves_and_fails_jobs_on_the_server(server: Admin) -> Non
 
 async def test_a_worker_token_cannot_serve_under_another_name(
         server: Admin, tmp_path: Path) -> None:
-    from core.errors import Forbidden
-
     token = await server.enroll("w1")
     await server.enroll("w2")
     async with running_worker(server.url, executor(tmp_path, UPPER), REAL, name="w2",
@@ -105,3 +104,19 @@ async def test_a_worker_token_cannot_serve_under_another_name(
         with anyio.fail_after(10):
             await worker.finished.wait()
     assert isinstance(worker.error, Forbidden)
+
+
+async def test_reviews_and_artifacts_reach_the_server(server: Admin) -> None:
+    token = await server.enroll("w1")
+    async with WorkerClient(server.url, token, "w1") as client:
+        await client.heartbeat()
+        queued = await client.review(type="draft", title="Reply to #7", content="Dear…",
+                                     preview="Dear", target="ticket:7")
+        stored = await client.upload_artifact(b"report body", "report.txt",
+                                              content_type="text/plain")
+        await client.sign_off()
+    assert queued["ok"] is True
+    assert (stored["size_bytes"], stored["content_type"]) == (11, "text/plain")
+    async with server.client() as api:
+        served = await api.get(stored["url"])
+    assert served.content == b"report body"
