@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +76,8 @@ def serve(home: Path) -> Iterator[tuple[str, int]]:
                 break
         else:
             raise RuntimeError("modelreins serve did not start")
+        # Keep draining its stderr, or a chatty server would block on a full pipe.
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
         yield found.group(1), proc.pid
     finally:
         proc.terminate()

@@ -187,3 +187,20 @@ async def test_protocol_input_errors_are_validation_errors(fleet: Fleet) -> None
     error_of(await worker.http.post("/jobs/abc/claim", json={}), 400, "VALIDATION_ERROR")
     error_of(await worker.claim(999), 404, "NOT_FOUND")
     error_of(await worker.close(999, "x"), 404, "NOT_FOUND")
+
+
+async def test_the_servers_maintenance_loop_takes_back_a_lapsed_lease(fleet: Fleet) -> None:
+    """No test calls the queue here: the app's own maintenance loop notices the lease
+    passed, requeues the job and routes it to the worker that is still there."""
+    w1 = await fleet.enroll("w1")
+    w2 = await fleet.enroll("w2")
+    job = await fleet.submit(timeout_s=60)
+    holder, other = (w1, w2) if job["assignedTo"] == "w1" else (w2, w1)
+    assert (await holder.claim(job["id"])).status_code == 200
+    fleet.clock.advance(61)
+    assert (await other.heartbeat()).status_code == 200
+    with anyio.fail_after(10):
+        (moved,) = await other.jobs(wait=25)
+    assert moved["id"] == job["id"]
+    assert moved["attempts"] == 1
+    assert moved["history"][-1]["outcome"] == "lost"
