@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import anyio
@@ -30,12 +30,10 @@ uvicorn.Server(uvicorn.Config(up.app(), log_level="error", access_log=False)).ru
 
 
 @contextmanager
-def upstream_process(api: str = "openai") -> Iterator[str]:
-    """A fake upstream served by a separate process (so it doesn't share our CPU time
-    slice or GIL); yields its root URL."""
+def _serving(argv: list[str]) -> Iterator[str]:
+    """Run ``argv`` (a server that prints its root URL first) until the block ends."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", UPSTREAM_SCRIPT, api],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        argv, cwd=ROOT, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
@@ -47,6 +45,19 @@ def upstream_process(api: str = "openai") -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def upstream_process(api: str = "openai") -> AbstractContextManager[str]:
+    """The switchable Starlette fake upstream (``tests.fakes.upstreams``) served by a
+    separate process (so it doesn't share our CPU time slice or GIL); yields its root URL."""
+    return _serving([sys.executable, "-c", UPSTREAM_SCRIPT, api])
+
+
+def fast_upstream_process() -> AbstractContextManager[str]:
+    """The canned OpenAI-compatible upstream of :mod:`bench.fast_upstream` in its own
+    process; yields its root URL. Benchmarks use this one: it costs a fraction of the
+    Starlette fake's CPU per request, so throughput numbers measure us, not the fake."""
+    return _serving([sys.executable, "-m", "bench.fast_upstream"])
 
 
 def pct(samples: list[float], p: float) -> float:

@@ -10,14 +10,16 @@ Part (b): the same over HTTP against ``modelreins serve`` in its own process (a 
 token auth, SQLite WAL). ``--http-workers`` workers are registered over REST and take their
 tokens from the one-time views; each then speaks the worker protocol (DESIGN §7) with its
 own httpx2 client: heartbeat, long-poll ``GET /my-jobs?wait=…``, claim, close.
-``--submitters`` concurrent callers submit ``--http-jobs`` jobs with ``POST /api/jobs``.
-Prints jobs/s (first submit to last close) and the submit-to-claim latency (from just
-before the ``POST /api/jobs`` to the claim's answer) p50/p99.
+``--http-jobs`` jobs are submitted with ``POST /api/jobs`` on a fixed schedule of
+``--rate`` jobs/s (open loop, as independent callers would: a server that cannot keep up
+builds a backlog and its pickup latency shows it), or with ``--rate 0`` by ``--submitters``
+callers back to back. Prints jobs/s (first submit to last close) and the submit-to-claim
+latency (from just before the ``POST /api/jobs`` to the claim's answer) p50/p99.
 
     python bench/queue_throughput.py [--part a|b|both] [--jobs 20000] [--workers 8]
                                      [--capacity 4] [--dir D] [--backlog]
                                      [--http-jobs 3000] [--http-workers 8]
-                                     [--submitters 8]
+                                     [--rate 300] [--submitters 8]
 
 ``--backlog`` (part a) submits every job before the workers come online (draining a
 backlog). ``--dir`` puts part (a)'s temporary directory elsewhere (e.g. ``/dev/shm`` to take
@@ -244,8 +246,9 @@ def main() -> None:
     parser.add_argument("--http-workers", type=int, default=8)
     parser.add_argument("--submitters", type=int, default=8,
                         help="concurrent POST /api/jobs callers (part b)")
-    parser.add_argument("--rate", type=float, default=0, metavar="JOBS_PER_S",
-                        help="part b: submit on this schedule (open loop) instead")
+    parser.add_argument("--rate", type=float, default=300, metavar="JOBS_PER_S",
+                        help="part b: submit on this schedule, open loop (default: the "
+                             "target, 300); 0: --submitters callers back to back")
     args = parser.parse_args()
     if args.part in ("a", "both"):
         report_a(args)

@@ -1,6 +1,7 @@
 """What ``POST /api/dispatch`` adds on top of calling the upstream directly.
 
-A fake OpenAI-compatible upstream runs in its own process; ``modelreins serve`` runs as a
+A canned OpenAI-compatible upstream (:mod:`bench.fast_upstream`, cheap enough that the
+numbers are about us, not the fake) runs in its own process; ``modelreins serve`` runs as a
 real subprocess (one process, token auth on, history and audit recorded in SQLite) on a
 temporary ``MODELREINS_HOME`` whose default provider is that upstream, with an admin token
 minted by ``modelreins token create … --admin``. The same prompt is sent (a) straight to
@@ -33,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import anyio
 import yaml
 
-from bench.common import ROOT, latencies, pct, summary_ms, throughput, upstream_process
+from bench.common import ROOT, fast_upstream_process, latencies, pct, summary_ms, throughput
+from bench.fast_upstream import REPLY
 from core.engine import new_http_client
 
 PROMPT = "Say something short about foxes."
@@ -117,7 +119,10 @@ async def run(upstream: str, server: str, pid: int, token: str, args: argparse.N
             assert r.status_code == 200, r.text
             return r.json()
 
-        await latencies(rest, 200, warmup=0)
+        # The whole path works, our openai-compat provider included, before it is timed.
+        answer = await rest()
+        assert isinstance(answer, dict) and answer["text"] == REPLY, answer
+        await latencies(rest, 199, warmup=0)
         idle = rss_mb(pid)
         sent = 200
         # Interleave rounds so drift on a noisy machine hits both sides alike.
@@ -172,7 +177,7 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=20000,
                         help="dispatches through the server before the last RSS reading")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, upstream_process("openai") as upstream:
+    with tempfile.TemporaryDirectory() as tmp, fast_upstream_process() as upstream:
         home = Path(tmp) / "home"
         write_home(home, upstream)
         token = mint_admin(home)
