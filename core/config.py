@@ -25,6 +25,7 @@ from core.errors import ValidationFailed
 from core.providers import PROVIDER_TYPES, ProviderConfig, provider_class
 
 __all__ = [
+    "WILDCARD_HOSTS",
     "QueueConfig",
     "ServerConfig",
     "Settings",
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.yaml"
+
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+"""``server.host`` values that mean "every interface"."""
 
 
 class Section(BaseModel):

@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.config import WILDCARD_HOSTS
 from core.errors import Forbidden
 from mcp_server.auth import error_response
 
 __all__ = ["LOOPBACK_NAMES", "HostGuard", "allowed_names", "host_name"]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 
 
 def _bracket(name: str) -> str:

@@ -107,3 +107,13 @@ def test_console_script_in_subprocess(home: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[2] == "$(touch PWNED) `id`; rm -rf /"
     assert not (home / "PWNED").exists()
+
+
+def test_cli_start_does_not_load_the_mcp_sdk() -> None:
+    # Every command pays for what the parser's modules import; the SDK is only for the
+    # commands that serve MCP.
+    code = ("import sys, mcp_server.cli; mcp_server.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

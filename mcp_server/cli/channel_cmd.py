@@ -22,15 +22,18 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import anyio
 
 from channel.recruit import MAX_CAPACITY
-from channel.run import Channel, ChannelOptions, open_channel
 from channel.workspace import normalize_name
 from core.connection import normalize_url
 from core.queue import normalize_tags
 from mcp_server.cli.common import EXIT_ERROR, add_home_arg, home_from, out
+
+if TYPE_CHECKING:
+    from channel.run import Channel
 
 __all__ = ["STOP_GRACE_S", "register"]
 
@@ -65,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def cmd_channel(args: argparse.Namespace) -> int:
+    from channel.run import ChannelOptions, open_channel  # the MCP SDK: load it only here
+
     options = ChannelOptions(
         code=args.enroll, worker=normalize_name(args.name), home=home_from(args),
         url=normalize_url(args.url) if args.url else None,

@@ -15,7 +15,7 @@ from core.principal import LOCAL
 from core.queue import Job, JobSpec
 from core.queue.models import JOB_STATUSES
 from mcp_server.cli.common import add_home_arg, open_engine, out, print_json
-from mcp_server.tools.queue import render_explanation, render_job, render_jobs
+from mcp_server.queue_text import render_explanation, render_job, render_jobs
 
 __all__ = ["register"]
 

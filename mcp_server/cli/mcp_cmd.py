@@ -24,7 +24,6 @@ import anyio
 from core.api import EngineAPI
 from core.engine import Engine
 from mcp_server.cli.common import add_home_arg, open_engine
-from mcp_server.server import build_server
 
 __all__ = ["STOP_GRACE_S", "register"]
 
@@ -42,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def cmd_mcp(args: argparse.Namespace) -> int:
+    # Imported here: the MCP SDK is the heaviest import, and every other command would pay
+    # for it at start-up.
+    from mcp_server.server import build_server
+
     async with open_engine(args) as engine, anyio.create_task_group() as tg:
         if isinstance(engine, Engine):
             engine.start_scheduler()

@@ -19,13 +19,11 @@ import uvicorn
 
 from core import __version__
 from core.bootstrap import ensure_home
-from core.config import ServerConfig, load_settings
+from core.config import WILDCARD_HOSTS, ServerConfig, load_settings
 from core.engine import Engine
 from core.errors import field_error
 from core.principal import LOCAL
-from mcp_server.app import build_app
 from mcp_server.cli.common import EXIT_ERROR, add_home_arg, home_from, out
-from mcp_server.hosts import WILDCARD_HOSTS
 
 __all__ = ["admin_announcement", "register"]
 
@@ -128,6 +126,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     config = settings.server.model_copy(update=overrides)
     if config.auth == "none" and not _is_loopback(config.host):
         raise field_error("server.auth", f"'none' is only allowed on loopback, not {config.host}")
+    from mcp_server.app import build_app  # the MCP SDK: loaded only by the commands that serve
+
     sock = _bind(config.host, config.port)
     url = base_url(config, sock.getsockname()[1])
     app = build_app(lambda: Engine.open(home, settings=settings), config,

@@ -22,7 +22,7 @@ from core.queue import Worker
 from core.queue.models import TIER_ORDER
 from mcp_server.cli.common import add_home_arg, open_engine, out, print_json
 from mcp_server.cli.serve_cmd import base_url
-from mcp_server.tools.queue import render_workers
+from mcp_server.queue_text import render_workers
 
 __all__ = ["parse_capability", "register"]
 
