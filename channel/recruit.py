@@ -193,7 +193,9 @@ def modelreins_command() -> str:
 def channel_argv(code: str, worker: str, *, url: str | None, home: Path | None,
                  tags: Sequence[str], provider: str | None, capacity: int) -> list[str]:
     """``modelreins channel …`` as an argument vector."""
-    argv = [modelreins_command(), "channel", "--enroll", code, "--name", worker]
+    # "--enroll=CODE", one word: a URL-safe code may start with "-", which argparse would
+    # otherwise take for an option.
+    argv = [modelreins_command(), "channel", f"--enroll={code}", "--name", worker]
     if url is not None:
         argv += ["--url", url]
     if home is not None:

@@ -2,7 +2,7 @@
 
 Installed by the command ``modelreins_recruit`` prints::
 
-    claude mcp add modelreins-channel -- modelreins channel --enroll CODE --name WORKER
+    claude mcp add modelreins-channel -- modelreins channel --enroll=CODE --name WORKER
 
 The first start exchanges the single-use code for the worker's token (stored 0600 under
 the home); later starts reuse it. A code that is spent or expired with no stored token is

@@ -119,9 +119,14 @@ async def recruited(engine: Engine, workspace: Path | None = None, **request: An
                          url=None, home=engine.settings.home, hostname="devbox")
 
 
+def code_in(argv: list[str]) -> str:
+    """The enrollment code in a printed ``modelreins channel --enroll=CODE …`` command."""
+    [word] = [w for w in argv if w.startswith("--enroll=")]
+    return word.removeprefix("--enroll=")
+
+
 def code_of(recruitment: Recruitment) -> str:
-    argv = recruitment.command
-    return argv[argv.index("--enroll") + 1]
+    return code_in(recruitment.command)
 
 
 async def submit(engine: Engine, prompt: str = "Say hi", **spec: Any) -> Job:

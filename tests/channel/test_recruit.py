@@ -15,13 +15,13 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent
 
 from channel.enrollment import CredentialStore, HttpExchange, enroll
-from channel.recruit import CHANNEL_SERVER_NAME
+from channel.recruit import CHANNEL_SERVER_NAME, channel_argv
 from channel.workspace import host_label
 from core.engine import Engine
 from core.principal import Principal
 from core.remote import RemoteEngine
 from mcp_server.server import build_server
-from tests.channel.conftest import roots_callback
+from tests.channel.conftest import code_in, roots_callback
 from tests.mcp.conftest import as_caller, live_app, serve_app
 
 TOKEN_SHAPE = re.compile(r"mr_[0-9A-Za-z]{20,}")
@@ -74,7 +74,8 @@ async def test_the_text_holds_the_command_the_restart_line_and_the_vscode_block(
     argv = install_argv(text)
     assert argv[:5] == ["claude", "mcp", "add", CHANNEL_SERVER_NAME, "--"]
     channel = argv[5:]
-    assert channel[1:3] == ["channel", "--enroll"]
+    assert channel[1] == "channel"
+    assert channel[2].startswith("--enroll=")
     assert channel == data["command"]
     assert channel[channel.index("--name") + 1] == "shop-worker"
     assert channel[channel.index("--capacity") + 1] == "2"
@@ -96,7 +97,7 @@ async def test_the_text_carries_a_single_use_code_and_never_the_token(
     everything = text + json.dumps(result.structured_content)
     assert not TOKEN_SHAPE.search(everything)
     argv = install_argv(text)
-    code = argv[argv.index("--enroll") + 1]
+    code = code_in(argv)
     assert not code.startswith("mr_")
 
     data = result.structured_content
@@ -181,8 +182,18 @@ async def test_recruit_through_a_remote_engine_registers_on_the_server(
         argv = data["command"]
         assert argv[argv.index("--url") + 1] == url and "--home" not in argv
         assert not TOKEN_SHAPE.search(text_of(first))
-        code = argv[argv.index("--enroll") + 1]
+        code = code_in(argv)
         credential = await enroll(code, "far-away", HttpExchange(url, http),
                                   CredentialStore(tmp_path / "session-home"), url=url)
         assert (await engine.tokens.authenticate(credential.token)).name == "far-away"
         assert again.is_error and "already registered" in text_of(again)
+
+
+def test_a_code_starting_with_a_dash_still_parses() -> None:
+    # URL-safe codes start with "-" one time in 64; "--enroll CODE" would then break.
+    from mcp_server.cli import build_parser
+
+    argv = channel_argv("-abc_DEF", "w1", url=None, home=None, tags=(), provider=None,
+                        capacity=1)
+    args = build_parser().parse_args(argv[1:])
+    assert args.enroll == "-abc_DEF"
