@@ -5,7 +5,8 @@ On a small machine the load generator shares the CPU with the server it measures
 server under test would be allowed, so throughput numbers end up measuring the client.
 This one writes a prebuilt request in one piece and reads the answer with asyncio streams:
 status line, ``Content-Length`` body (no chunked answers), keep-alive connections reused
-from a free list (unless the server has closed them meanwhile), a fresh connection whenever every open one is busy.
+from a free list unless the server has closed them meanwhile, a fresh connection whenever
+every open one is busy.
 
     async with FastClient("http://127.0.0.1:8484") as client:
         status, body = await client.post_json("/api/dispatch", {"prompt": "hi"},

@@ -2,14 +2,18 @@
 
 Part (a): in-process submit → claim → close of ``--jobs`` jobs (default 20,000) with
 ``--workers`` concurrent in-process workers (default 8) on a file-backed SQLite store in a
-temporary directory (WAL). A producer submits while the workers long-poll their inboxes
-(``QueueService.wait_inbox``), claim and close. Prints jobs/s for the whole run, from the
-first submit to the last close.
+temporary directory (WAL), its background work running as the engine runs it (history and
+audit rows and WAL checkpoints off the event loop). A producer submits while the workers
+long-poll their inboxes (``QueueService.wait_inbox``), claim and close. Prints jobs/s for
+the whole run, from the first submit to the last close. ``--audit`` records the queue's
+audit trail as the engine does (four entries per job); without it nothing is audited.
 
 Part (b): the same over HTTP against ``modelreins serve`` in its own process (a fresh home,
 token auth, SQLite WAL). ``--http-workers`` workers are registered over REST and take their
 tokens from the one-time views; each then speaks the worker protocol (DESIGN §7) with its
-own httpx2 client: heartbeat, long-poll ``GET /my-jobs?wait=…``, claim, close.
+own HTTP client: heartbeat, long-poll ``GET /my-jobs?wait=…``, claim, close. The clients
+are :mod:`bench.fast_client` ones unless ``--client httpx``: an httpx2 client spends more
+CPU per request than the server does, and the two share this machine's CPUs.
 ``--http-jobs`` jobs are submitted with ``POST /api/jobs`` on a fixed schedule of
 ``--rate`` jobs/s (open loop, as independent callers would: a server that cannot keep up
 builds a backlog and its pickup latency shows it), or with ``--rate 0`` by ``--submitters``
@@ -17,9 +21,10 @@ callers back to back. Prints jobs/s (first submit to last close) and the submit-
 latency (from just before the ``POST /api/jobs`` to the claim's answer) p50/p99.
 
     python bench/queue_throughput.py [--part a|b|both] [--jobs 20000] [--workers 8]
-                                     [--capacity 4] [--dir D] [--backlog]
+                                     [--capacity 4] [--dir D] [--backlog] [--audit]
                                      [--http-jobs 3000] [--http-workers 8]
                                      [--rate 300] [--submitters 8]
+                                     [--client fast|httpx]
 
 ``--backlog`` (part a) submits every job before the workers come online (draining a
 backlog). ``--dir`` puts part (a)'s temporary directory elsewhere (e.g. ``/dev/shm`` to take
@@ -30,10 +35,14 @@ Targets: (b) ≥ 300 jobs/s with p50 pickup ≤ 50 ms.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,70 +52,83 @@ import httpx2
 from anyio.abc import TaskGroup
 
 from bench.common import pct
+from bench.fast_client import FastClient
 from bench.mcp_roundtrip import modelreins_http
+from core.audit import AuditLog
 from core.clock import SystemClock
 from core.config import QueueConfig
 from core.engine import NODELAY
 from core.principal import LOCAL
 from core.queue import JobSpec, QueueService
-from core.store import open_sqlite
+from core.store import SqliteStore, open_sqlite
 
 TAGS = ("code", "review", "docs", "ops")
 
 
 async def part_a(jobs: int, workers: int, capacity: int, where: str | None = None,
-                 backlog: bool = False) -> tuple[float, float, int]:
+                 backlog: bool = False, audit: bool = False) -> tuple[float, float, int]:
     """Elapsed wall seconds, CPU seconds of this process, and the jobs that ended done.
     With ``backlog`` every job is submitted before the workers come online."""
     with tempfile.TemporaryDirectory(dir=where) as tmp:
         store = open_sqlite(Path(tmp) / "bench.db")
-        queue = QueueService(store, SystemClock(), QueueConfig(presence_window_s=600))
-        names = [f"worker-{i}" for i in range(workers)]
-        for name in names:
-            await queue.workers.register(name, capabilities=["code"], actor=LOCAL)
-
-        async def come_online() -> None:
-            for i, name in enumerate(names):
-                await queue.workers.heartbeat(name, "active", tags=TAGS[i % len(TAGS)],
-                                              capacity=capacity)
-
-        if not backlog:
-            await come_online()
-        closed = 0
-        finished = anyio.Event()
-
-        async def work(name: str) -> None:
-            nonlocal closed
-            while True:
-                for job in await queue.wait_inbox(name, timeout_s=5):
-                    await queue.jobs.claim(job.id, name)
-                    await queue.jobs.close(job.id, name, job.prompt.upper())
-                    closed += 1
-                    if closed == jobs:
-                        finished.set()
-
-        async def produce() -> None:
-            for i in range(jobs):
-                spec = JobSpec(prompt=f"job {i}", tags=[TAGS[i % len(TAGS)]])
-                await queue.jobs.submit(spec, actor=LOCAL)
-                await anyio.lowlevel.checkpoint()
-
-        started, cpu_started = time.perf_counter(), time.process_time()
-        async with anyio.create_task_group() as tg:
-            if backlog:
-                await produce()
-                await come_online()
-            else:
-                tg.start_soon(produce)
-            for name in names:
-                tg.start_soon(work, name)
-            await finished.wait()
-            tg.cancel_scope.cancel()
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
-        done = (await queue.jobs.list(status="done", limit=1)).total
+        async with anyio.create_task_group() as background:
+            await background.start(store.background)
+            result = await _run_a(store, jobs, workers, capacity, backlog, audit)
+            background.cancel_scope.cancel()
         await store.close()
-        return elapsed, cpu, done
+        return result
+
+
+async def _run_a(store: SqliteStore, jobs: int, workers: int, capacity: int, backlog: bool,
+                 audit: bool) -> tuple[float, float, int]:
+    clock = SystemClock()
+    queue = QueueService(store, clock, QueueConfig(presence_window_s=600),
+                         audit=AuditLog(store.audit, clock) if audit else None)
+    names = [f"worker-{i}" for i in range(workers)]
+    for name in names:
+        await queue.workers.register(name, capabilities=["code"], actor=LOCAL)
+
+    async def come_online() -> None:
+        for i, name in enumerate(names):
+            await queue.workers.heartbeat(name, "active", tags=TAGS[i % len(TAGS)],
+                                          capacity=capacity)
+
+    if not backlog:
+        await come_online()
+    closed = 0
+    finished = anyio.Event()
+
+    async def work(name: str) -> None:
+        nonlocal closed
+        while True:
+            for job in await queue.wait_inbox(name, timeout_s=5):
+                await queue.jobs.claim(job.id, name)
+                await queue.jobs.close(job.id, name, job.prompt.upper())
+                closed += 1
+                if closed == jobs:
+                    finished.set()
+
+    async def produce() -> None:
+        for i in range(jobs):
+            spec = JobSpec(prompt=f"job {i}", tags=[TAGS[i % len(TAGS)]])
+            await queue.jobs.submit(spec, actor=LOCAL)
+            await anyio.lowlevel.checkpoint()
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    async with anyio.create_task_group() as tg:
+        if backlog:
+            await produce()
+            await come_online()
+        else:
+            tg.start_soon(produce)
+        for name in names:
+            tg.start_soon(work, name)
+        await finished.wait()
+        tg.cancel_scope.cancel()
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    done = (await queue.jobs.list(status="done", limit=1)).total
+    return elapsed, cpu, done
 
 
 HTTP_CONFIG = """\
@@ -136,56 +158,108 @@ async def _enroll(admin: httpx2.AsyncClient, name: str) -> str:
     return token
 
 
+class Caller(Protocol):
+    """One worker's or caller's HTTP client: a JSON request, the status and decoded body."""
+
+    async def call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxCaller:
+    def __init__(self, url: str, token: str) -> None:
+        self.client = _client(url, token)
+
+    async def call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+        response = await self.client.request(method, path, json=payload)
+        return response.status_code, response.json() if response.content else None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class FastCaller:
+    """:class:`bench.fast_client.FastClient`: an httpx2 client costs more CPU per request
+    than the server does, and on a small machine the two share the CPU."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.client = FastClient(url)
+        self.headers = {"authorization": f"Bearer {token}"}
+        self.json_headers = {**self.headers, "content-type": "application/json"}
+
+    async def call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+        if payload is None:
+            request = self.client.encode(method, path, b"", self.headers)
+        else:
+            request = self.client.encode(method, path, json.dumps(payload).encode(),
+                                         self.json_headers)
+        status, body = await self.client.send(request)
+        return status, json.loads(body) if body else None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+CALLERS: dict[str, Callable[[str, str], Caller]] = {"fast": FastCaller, "httpx": HttpxCaller}
+
+
+def _ok(status: int, what: str) -> None:
+    if not 200 <= status < 300:
+        raise RuntimeError(f"{what}: HTTP {status}")
+
+
 async def _http_run(url: str, admin_token: str, jobs: int, workers: int, capacity: int,
-                    submitters: int, rate: float = 0) -> tuple[float, list[float], int]:
+                    submitters: int, rate: float = 0, client: str = "fast",
+                    ) -> tuple[float, list[float], int]:
     """Elapsed seconds, submit-to-claim latencies, jobs closed. With ``rate`` (jobs/s) the
     jobs are submitted on that schedule; else by ``submitters`` callers back to back."""
     submitted: dict[int, float] = {}
     claimed: dict[int, float] = {}
     closed = 0
     finished = anyio.Event()
-    async with _client(url, admin_token) as admin:
+    async with _client(url, admin_token) as enroller:
         names = [f"worker-{i}" for i in range(workers)]
-        tokens = [await _enroll(admin, name) for name in names]
-        clients = [_client(url, t) for t in tokens]
-        for i, (name, client) in enumerate(zip(names, clients, strict=True)):
-            beat = await client.put("/presence", json={
+        tokens = [await _enroll(enroller, name) for name in names]
+    admin = CALLERS[client](url, admin_token)
+    clients = [CALLERS[client](url, t) for t in tokens]
+    try:
+        for i, (name, caller) in enumerate(zip(names, clients, strict=True)):
+            status, _ = await caller.call("PUT", "/presence", {
                 "instance": name, "status": "active", "tags": TAGS[i % len(TAGS)],
                 "worker_type": "silicon", "capacity": capacity})
-            beat.raise_for_status()
+            _ok(status, "heartbeat")
 
-        async def heartbeat(name: str, client: httpx2.AsyncClient) -> None:
+        async def heartbeat(name: str, caller: Caller) -> None:
             while True:
                 await anyio.sleep(HEARTBEAT_S)
-                await client.put("/presence", json={"instance": name, "status": "active",
-                                                    "tags": None, "worker_type": "silicon"})
+                await caller.call("PUT", "/presence", {"instance": name, "status": "active",
+                                                       "tags": None, "worker_type": "silicon"})
 
-        async def work(name: str, client: httpx2.AsyncClient) -> None:
+        async def work(name: str, caller: Caller) -> None:
             nonlocal closed
-            params: dict[str, str | float] = {"worker": name, "status": "pending",
-                                              "wait": LONG_POLL_S}
+            inbox_path = "/my-jobs?" + urlencode({"worker": name, "status": "pending",
+                                                  "wait": LONG_POLL_S})
             while True:
-                inbox = await client.get("/my-jobs", params=params)
-                for job in inbox.json()["jobs"]:
-                    claim = await client.post(f"/jobs/{job['id']}/claim",
-                                              json={"worker": name})
-                    if claim.status_code != 200:
+                _, inbox = await caller.call("GET", inbox_path)
+                for job in inbox["jobs"]:
+                    status, _ = await caller.call("POST", f"/jobs/{job['id']}/claim",
+                                                  {"worker": name})
+                    if status != 200:
                         continue
                     claimed[job["id"]] = time.perf_counter()
-                    done = await client.post(f"/jobs/{job['id']}/close",
-                                             json={"result": job["prompt"].upper(),
-                                                   "status": "done"})
-                    done.raise_for_status()
+                    status, _ = await caller.call("POST", f"/jobs/{job['id']}/close", {
+                        "result": job["prompt"].upper(), "status": "done"})
+                    _ok(status, "close")
                     closed += 1
                     if closed == jobs:
                         finished.set()
 
         async def submit_one(i: int) -> None:
             t0 = time.perf_counter()
-            response = await admin.post("/api/jobs", json={
+            status, job = await admin.call("POST", "/api/jobs", {
                 "prompt": f"job {i}", "tags": [TAGS[i % len(TAGS)]]})
-            response.raise_for_status()
-            submitted[response.json()["id"]] = t0
+            _ok(status, "submit")
+            submitted[job["id"]] = t0
 
         counter = iter(range(jobs))
 
@@ -202,35 +276,35 @@ async def _http_run(url: str, admin_token: str, jobs: int, workers: int, capacit
                 tg.start_soon(submit_one, i)
 
         started = time.perf_counter()
-        try:
-            async with anyio.create_task_group() as tg:
-                for name, client in zip(names, clients, strict=True):
-                    tg.start_soon(heartbeat, name, client)
-                    tg.start_soon(work, name, client)
-                if rate:
-                    tg.start_soon(paced, tg)
-                else:
-                    for _ in range(submitters):
-                        tg.start_soon(submit)
-                await finished.wait()
-                elapsed = time.perf_counter() - started
-                tg.cancel_scope.cancel()
-        finally:
-            for client in clients:
-                await client.aclose()
+        async with anyio.create_task_group() as tg:
+            for name, caller in zip(names, clients, strict=True):
+                tg.start_soon(heartbeat, name, caller)
+                tg.start_soon(work, name, caller)
+            if rate:
+                tg.start_soon(paced, tg)
+            else:
+                for _ in range(submitters):
+                    tg.start_soon(submit)
+            await finished.wait()
+            elapsed = time.perf_counter() - started
+            tg.cancel_scope.cancel()
+    finally:
+        for caller in (admin, *clients):
+            await caller.aclose()
     pickups = [claimed[i] - submitted[i] for i in claimed if i in submitted]
     return elapsed, pickups, closed
 
 
-def part_b(jobs: int, workers: int, capacity: int, submitters: int, rate: float
-           ) -> tuple[float, list[float], int]:
+def part_b(jobs: int, workers: int, capacity: int, submitters: int, rate: float,
+           client: str = "fast") -> tuple[float, list[float], int]:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         home.mkdir(mode=0o700)
         (home / "config.yaml").write_text(HTTP_CONFIG, encoding="utf-8")
         with modelreins_http(home) as (url, headers):
             token = headers["Authorization"].removeprefix("Bearer ")
-            return anyio.run(_http_run, url, token, jobs, workers, capacity, submitters, rate)
+            return anyio.run(_http_run, url, token, jobs, workers, capacity, submitters, rate,
+                             client)
 
 
 def main() -> None:
@@ -241,11 +315,15 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where the temporary directory goes")
     parser.add_argument("--backlog", action="store_true",
                         help="submit every job before the workers come online")
+    parser.add_argument("--audit", action="store_true",
+                        help="part a: record the queue's audit trail, as the engine does")
     parser.add_argument("--part", choices=["a", "b", "both"], default="both")
     parser.add_argument("--http-jobs", type=int, default=3000)
     parser.add_argument("--http-workers", type=int, default=8)
     parser.add_argument("--submitters", type=int, default=8,
                         help="concurrent POST /api/jobs callers (part b)")
+    parser.add_argument("--client", choices=sorted(CALLERS), default="fast",
+                        help="part b's HTTP client: bench.fast_client (default) or httpx2")
     parser.add_argument("--rate", type=float, default=300, metavar="JOBS_PER_S",
                         help="part b: submit on this schedule, open loop (default: the "
                              "target, 300); 0: --submitters callers back to back")
@@ -254,10 +332,11 @@ def main() -> None:
         report_a(args)
     if args.part in ("b", "both"):
         elapsed, pickups, closed = part_b(args.http_jobs, args.http_workers, args.capacity,
-                                          args.submitters, args.rate)
+                                          args.submitters, args.rate, args.client)
         load = (f"submitted at {args.rate:g} jobs/s" if args.rate
                 else f"{args.submitters} submitters back to back")
-        print(f"(b) HTTP, modelreins serve (own process), worker protocol: {args.http_jobs} "
+        print(f"(b) HTTP ({args.client} client), modelreins serve (own process), worker "
+              f"protocol: {args.http_jobs} "
               f"jobs, {args.http_workers} workers (capacity {args.capacity}), "
               f"{load}: {elapsed:.2f} s = "
               f"{args.http_jobs / elapsed:,.0f} jobs/s; submit-to-claim p50 "
@@ -267,11 +346,13 @@ def main() -> None:
 
 def report_a(args: argparse.Namespace) -> None:
     elapsed, cpu, done = anyio.run(part_a, args.jobs, args.workers, args.capacity, args.dir,
-                                   args.backlog)
+                                   args.backlog, args.audit)
     # On a shared machine the wall clock includes time other processes held the CPU;
     # the CPU-time rate is what this process alone sustains.
     where = args.dir or tempfile.gettempdir()
     mode = "backlog first" if args.backlog else "submitted while workers run"
+    if args.audit:
+        mode += ", audited"
     print(f"(a) in-process, SQLite WAL file in {where}, {mode}: {args.jobs} jobs, "
           f"{args.workers} workers (capacity {args.capacity}): "
           f"{elapsed:.2f} s wall = {args.jobs / elapsed:,.0f} jobs/s; "

@@ -5,7 +5,9 @@ numbers are about us, not the fake) runs in its own process; ``modelreins serve`
 real subprocess (one process, token auth on, history and audit recorded in SQLite) on a
 temporary ``MODELREINS_HOME`` whose default provider is that upstream, with an admin token
 minted by ``modelreins token create … --admin``. The same prompt is sent (a) straight to
-the upstream and (b) through the REST facade, over the same client transport.
+the upstream and (b) through the REST facade, by the same client: :mod:`bench.fast_client`,
+not httpx2, whose ~1 ms of CPU per request would leave the server too little of this
+2-core machine to measure it at concurrency 32.
 
 Prints the added latency (p50, p99) at concurrency 1, requests/s at concurrency 8 and 32
 with their ratio to direct, and the server's resident memory (VmRSS) idle and after the
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,8 +38,8 @@ import anyio
 import yaml
 
 from bench.common import ROOT, fast_upstream_process, latencies, pct, summary_ms, throughput
+from bench.fast_client import FastClient
 from bench.fast_upstream import REPLY
-from core.engine import new_http_client
 
 PROMPT = "Say something short about foxes."
 CLI = [sys.executable, "-m", "mcp_server.cli"]
@@ -92,6 +95,12 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu_s() -> float:
+    """User + system CPU seconds this process (the load generator) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmRSS:\s+(\d+) kB", status)
@@ -103,25 +112,25 @@ async def run(upstream: str, server: str, pid: int, token: str, args: argparse.N
               ) -> None:
     body = {"model": "bench", "messages": [{"role": "user", "content": PROMPT}],
             "stream": False}
-    async with new_http_client() as client:
+    headers = {"authorization": f"Bearer {token}"}
+    async with FastClient(upstream) as up, FastClient(server) as api:
+        to_upstream = up.json_request("/v1/chat/completions", body, {"authorization": "Bearer k"})
+        to_api = api.json_request("/api/dispatch", {"prompt": PROMPT}, headers)
 
         async def direct() -> object:
-            r = await client.post(upstream + "/v1/chat/completions", json=body,
-                                  headers={"Authorization": "Bearer k"})
-            assert r.status_code == 200, r.text
-            return r.json()
-
-        headers = {"Authorization": f"Bearer {token}"}
+            status, data = await up.send(to_upstream)
+            assert status == 200, data
+            return json.loads(data)
 
         async def rest() -> object:
-            r = await client.post(server + "/api/dispatch", json={"prompt": PROMPT},
-                                  headers=headers)
-            assert r.status_code == 200, r.text
-            return r.json()
+            status, data = await api.send(to_api)
+            assert status == 200, data
+            return json.loads(data)
 
         # The whole path works, our openai-compat provider included, before it is timed.
         answer = await rest()
-        assert isinstance(answer, dict) and answer["text"] == REPLY, answer
+        assert isinstance(answer, dict), answer
+        assert answer["text"] == REPLY, answer
         await latencies(rest, 199, warmup=0)
         idle = rss_mb(pid)
         sent = 200
@@ -133,22 +142,25 @@ async def run(upstream: str, server: str, pid: int, token: str, args: argparse.N
             r1 += await latencies(rest, args.n // 4)
             sent += args.n // 4 + 50
         rates: dict[int, tuple[float, float]] = {}
-        rest_cpu = 0.0
+        rest_cpu = client_cpu = 0.0
         for concurrency in (8, 32):
             d = r = 0.0
             for _ in range(2):
                 d += await throughput(direct, args.nc // 2, concurrency) / 2
-                before = cpu_s(pid)
+                before, ours = cpu_s(pid), own_cpu_s()
                 r += await throughput(rest, args.nc // 2, concurrency) / 2
                 rest_cpu += cpu_s(pid) - before
+                client_cpu += own_cpu_s() - ours
                 sent += args.nc // 2
             rates[concurrency] = (d, r)
         if sent < args.total:
             await throughput(rest, args.total - sent, 32)
             sent = args.total
         after = rss_mb(pid)
-        recorded = (await client.get(server + "/api/dispatches?limit=1", headers=headers)
-                    ).json()["total"]
+        status, data = await api.send(api.encode("GET", "/api/dispatches?limit=1",
+                                                 headers=headers))
+        assert status == 200, data
+        recorded = json.loads(data)["total"]
 
     added = (pct(r1, 50) - pct(d1, 50)) * 1000
     print(f"REST dispatch overhead — {args.n} sequential requests each, {args.nc} per "
@@ -163,7 +175,8 @@ async def run(upstream: str, server: str, pid: int, token: str, args: argparse.N
               f"ratio {r / d:.2f}{target}")
     per = rest_cpu / (2 * args.nc) * 1000
     print(f"  server CPU per dispatch under load: {per:.2f} ms "
-          f"(one core's ceiling: {1000 / per:.0f} req/s)")
+          f"(one core's ceiling: {1000 / per:.0f} req/s); load generator: "
+          f"{client_cpu / (2 * args.nc) * 1000:.2f} ms per request")
     print(f"  server RSS idle: {idle:.1f} MB (target ≤ 100)   after {sent} dispatches: "
           f"{after:.1f} MB   growth {after - idle:+.1f} MB (target < 10)")
     print(f"  dispatches recorded in history: {recorded}")

@@ -32,6 +32,7 @@ from core.dispatch import Dispatcher, DispatchEvent
 from core.errors import ModelReinsError, NotFound, error_from_wire
 from core.fleet import FleetService
 from core.health import HealthTracker
+from core.http_transport import PooledTransport
 from core.ids import new_id
 from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
 from core.principal import LOCAL, Principal
@@ -83,7 +84,7 @@ NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 def new_http_client() -> httpx2.AsyncClient:
     """The one outbound HTTP client the engine's providers share."""
     limits = httpx2.Limits(max_connections=512, max_keepalive_connections=128)
-    transport = httpx2.AsyncHTTPTransport(limits=limits, socket_options=NODELAY)
+    transport = PooledTransport(limits=limits, socket_options=NODELAY)
     return httpx2.AsyncClient(transport=transport, follow_redirects=False)
 
 

@@ -179,6 +179,10 @@ class FleetService:
             with anyio.CancelScope(shield=True):
                 await self._abandon(job.id, actor, "the dispatch ended before its result")
             raise
+        if done.status not in TERMINAL and self.queue.stopping:
+            await self._abandon(job.id, actor, "the server is shutting down")
+            raise ProviderError(f"the server shut down before job {job.id} finished (it is "
+                                f"now cancelled)", provider=request.provider, retriable=True)
         if done.status not in TERMINAL:
             await self._abandon(job.id, actor, "timed out")
             raise ProviderTimeout(f"no result for job {job.id} within {request.timeout_s:g} s "

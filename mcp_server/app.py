@@ -38,6 +38,7 @@ __all__ = [
     "EngineSlot",
     "build_app",
     "path_policy",
+    "stop_waiting",
 ]
 
 ROUTE_MODULES = [
@@ -145,7 +146,7 @@ def build_app(
                 await stack.aclose()
                 slot.engine = None
 
-    return Starlette(
+    app = Starlette(
         routes=[route for part in parts for route in part.routes],
         middleware=[
             Middleware(HostGuard, names=allowed_names(config.host, config.public_url)),
@@ -155,3 +156,13 @@ def build_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.state.engine_slot = slot
+    return app
+
+
+def stop_waiting(app: Starlette) -> None:
+    """The server is shutting down: long-polls in flight answer now with what they have,
+    instead of holding the graceful shutdown for the rest of their wait."""
+    slot: EngineSlot = app.state.engine_slot
+    if slot.engine is not None:
+        slot.engine.queue.stop_waiting()

@@ -60,3 +60,29 @@ def test_without_a_running_writer_submit_writes_at_once() -> None:
     written: list[int] = []
     WriteBehind(lambda rows: written.extend(rows)).submit(7)
     assert written == [7]
+
+
+async def test_rows_submitted_apart_gather_into_one_commit_and_drain_cuts_the_wait() -> None:
+    batches: list[list[int]] = []
+    # A window far longer than the test may take: only drain() can end it in time.
+    writes = WriteBehind(lambda rows: batches.append(list(rows)), gather_s=3600)
+    async with anyio.create_task_group() as tg:
+        await tg.start(writes.run)
+        writes.submit(1)
+        await anyio.wait_all_tasks_blocked()  # the writer is awake, gathering
+        writes.submit(2)
+        with anyio.fail_after(5):
+            await writes.drain()
+        assert batches == [[1, 2]]
+        tg.cancel_scope.cancel()
+
+
+async def test_gathered_rows_commit_without_a_reader() -> None:
+    written = anyio.Event()
+    writes = WriteBehind(lambda rows: None, lambda rows: written.set(), gather_s=0.01)
+    async with anyio.create_task_group() as tg:
+        await tg.start(writes.run)
+        writes.submit(1)
+        with anyio.fail_after(5):
+            await written.wait()
+        tg.cancel_scope.cancel()

@@ -187,13 +187,18 @@ class HttpProvider(Provider):
         self.timeout = httpx2.Timeout(config.timeout_s)
         self.host = host_of(config.base_url)
         self.headers = {"content-type": "application/json", **self.auth_headers()}
+        self._urls: dict[str, httpx2.URL] = {}
 
     @abstractmethod
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate every request (may be empty)."""
 
-    def url(self, path: str) -> str:
-        return self.config.base_url + path
+    def url(self, path: str) -> httpx2.URL:
+        # Parsed once per path: httpx2 copies a URL object but parses a string per request.
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx2.URL(self.config.base_url + path)
+        return url
 
     def resolve(self, call: ProviderCall) -> Resolved:
         return resolve(self.name, self.config, call)

@@ -1,17 +1,22 @@
 """Assignment: applies the router's decisions to the store.
 
 A pass snapshots the fleet, walks pending unassigned jobs (most urgent, then oldest first)
-and for each asks :func:`core.queue.router.explain` where it goes; it stops as soon as no
+and for each asks :func:`core.queue.router.choose` where it goes; it stops as soon as no
 online worker has room. Each assignment is a conditional update that re-checks the
 worker's state and capacity in the store, so passes in several processes never overfill a
 worker — a lost race just skips that job until the next pass.
+
+A snapshot is taken for every submission, so it is kept cheap: the store serves the fleet
+from memory while it is unchanged, and a worker's :class:`WorkerView` is rebuilt only when
+its row or what it holds changed since the last snapshot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 from core.queue.context import SYSTEM, QueueContext, worker_view
 from core.queue.models import (
@@ -22,15 +27,17 @@ from core.queue.models import (
 )
 from core.queue.notify import inbox_key
 from core.queue.router import (
+    Choice,
     Explanation,
     JobView,
     WorkerStats,
     WorkerView,
+    choose,
     explain,
     is_online,
     strictest_tier,
 )
-from core.store.queue import InHand, JobRow, StatsRow
+from core.store.queue import InHand, JobRow, StatsRow, WorkerRow
 
 __all__ = ["Allocator", "Assignment", "Snapshot", "explanation_model", "job_view"]
 
@@ -63,6 +70,15 @@ class Snapshot:
         return bool(self.open_workers(ctx))
 
 
+class _Basis(NamedTuple):
+    """What a decision was made from: enough to explain it later."""
+
+    workers: tuple[WorkerView, ...]
+    stats: dict[str, WorkerStats]
+    now: datetime
+    presence_window: timedelta
+
+
 @dataclass(frozen=True)
 class Assignment:
     """One routing outcome of a pass: assigned to ``worker``, or ``held`` for approval."""
@@ -70,7 +86,26 @@ class Assignment:
     job_id: int
     worker: str | None
     held: bool
-    explanation: Explanation
+    choice: Choice
+    basis: _Basis
+
+    @cached_property
+    def explanation(self) -> Explanation:
+        """The router's full explanation, recomputed on demand (routing is pure, so it is
+        the one the decision was made with)."""
+        return explain(self.choice.job, *self.basis)
+
+    @property
+    def score(self) -> float | None:
+        best = self.choice.best
+        return best.score.total if best is not None and best.worker == self.worker else None
+
+
+class _Built(NamedTuple):
+    row: WorkerRow
+    held: InHand
+    grants: frozenset[str]
+    view: WorkerView
 
 
 def job_view(row: JobRow) -> JobView:
@@ -103,10 +138,15 @@ def explanation_model(exp: Explanation) -> RouteExplanation:
     )
 
 
+_NONE_HELD = InHand()
+_NO_GRANTS: frozenset[str] = frozenset()
+
+
 class Allocator:
     def __init__(self, ctx: QueueContext) -> None:
         self.ctx = ctx
         self._stats: tuple[datetime, dict[str, StatsRow]] | None = None
+        self._views: dict[str, _Built] = {}
 
     def forget_stats(self) -> None:
         """A failure was recorded here: the next pass must see it."""
@@ -131,21 +171,43 @@ class Allocator:
         views: dict[str, WorkerView] = {}
         stats: dict[str, WorkerStats] = {}
         for row in rows:
-            views[row.name] = worker_view(row, held.get(row.name, InHand()),
-                                          grants.get(row.id, frozenset()))
+            views[row.name] = self._view(row, held.get(row.name, _NONE_HELD),
+                                         grants.get(row.id, _NO_GRANTS))
             s = by_id.get(row.id)
             if s is not None:
                 stats[row.name] = WorkerStats(s.done_30d, s.failed_30d, s.failures_1h)
+        if len(self._views) > len(views):
+            self._views = {name: self._views[name] for name in views}
         return Snapshot(now=now, views=views, stats=stats, held=held)
 
-    def decide(self, job: JobView, snap: Snapshot) -> Explanation:
-        """The router's decision for ``job`` under the capability's current tier (a worker
-        registered after the job was submitted may have made it stricter)."""
+    def _view(self, row: WorkerRow, held: InHand, grants: frozenset[str]) -> WorkerView:
+        built = self._views.get(row.name)
+        if built is not None and built.row is row and built.held == held \
+                and built.grants == grants:
+            return built.view
+        view = worker_view(row, held, grants)
+        self._views[row.name] = _Built(row, held, grants, view)
+        return view
+
+    def _job(self, job: JobView, snap: Snapshot) -> JobView:
+        """``job`` under its capability's current tier (a worker registered after the job
+        was submitted may have made it stricter)."""
         tier = strictest_tier(job.capability, snap.views.values())
         if TIER_ORDER[tier] > TIER_ORDER.get(job.risk_tier, 0):
-            job = job._replace(risk_tier=tier)
-        return explain(job, list(snap.views.values()), snap.stats, snap.now,
+            return job._replace(risk_tier=tier)
+        return job
+
+    def decide(self, job: JobView, snap: Snapshot) -> Explanation:
+        """The router's explained decision for ``job``."""
+        return explain(self._job(job, snap), list(snap.views.values()), snap.stats, snap.now,
                        self.ctx.presence_window)
+
+    def choose(self, job: JobView, snap: Snapshot) -> tuple[Choice, _Basis]:
+        """The same decision, unexplained, and what it was made from."""
+        job = self._job(job, snap)
+        window = self.ctx.presence_window
+        basis = _Basis(tuple(snap.views.values()), snap.stats, snap.now, window)
+        return choose(job, basis.workers, snap.stats, snap.now, window), basis
 
     async def explain(self, job: JobView) -> Explanation:
         return self.decide(job, await self.snapshot())
@@ -153,7 +215,7 @@ class Allocator:
     async def assign_pending(self, snap: Snapshot | None = None) -> list[Assignment]:
         """Route every pending unassigned job that can go somewhere now."""
         jobs = self.ctx.store.jobs
-        if not await jobs.queued(after=None, limit=1):
+        if not await jobs.has_queued():
             return []
         snap = snap or await self.snapshot()
         placed: list[Assignment] = []
@@ -161,8 +223,11 @@ class Allocator:
         while open_now := snap.open_workers(self.ctx):
             # Read about as many jobs as there is room for, and only jobs some open worker
             # could serve: draining a long backlog costs per job placed, not per job waiting.
+            # Under a backlog every close runs a pass for its one free slot, so the slack is
+            # small: a job read but not placed (held for approval, a lost race) just means
+            # one more page.
             room = sum(w.capacity - w.in_hand for w in open_now)
-            limit = min(BATCH, 2 * room + 4)
+            limit = min(BATCH, room + 2)
             rows = await jobs.queued(
                 after=after, limit=limit,
                 capabilities={c for w in open_now for c in w.capabilities},
@@ -180,34 +245,33 @@ class Allocator:
         return placed
 
     async def _place(self, row: JobRow, snap: Snapshot) -> Assignment | None:
-        exp = self.decide(job_view(row), snap)
-        jobs = self.ctx.store.jobs
-        if exp.needs_approval:
-            if await jobs.hold(row.id, exp.chosen, exp.job.risk_tier, snap.now):
-                return Assignment(row.id, exp.chosen, True, exp)
+        choice, basis = self.choose(job_view(row), snap)
+        jobs, tier = self.ctx.store.jobs, choice.job.risk_tier
+        if choice.needs_approval:
+            if await jobs.hold(row.id, choice.chosen, tier, snap.now):
+                return Assignment(row.id, choice.chosen, True, choice, basis)
             return None
-        if exp.chosen is None:
+        if choice.chosen is None:
             return None
-        if not await jobs.assign(row.id, exp.chosen, exp.job.risk_tier, snap.now):
+        if not await jobs.assign(row.id, choice.chosen, tier, snap.now):
             return None
-        snap.took(exp.chosen)
-        return Assignment(row.id, exp.chosen, False, exp)
+        snap.took(choice.chosen)
+        return Assignment(row.id, choice.chosen, False, choice, basis)
 
-    async def placed(self, job_id: int, exp: Explanation, *, held: bool, snap: Snapshot
-                     ) -> None:
+    async def placed(self, job_id: int, choice: Choice, basis: _Basis, *, held: bool,
+                     snap: Snapshot) -> None:
         """Announce a routing decision applied outside a pass (at submission)."""
-        if exp.chosen is not None and not held:
-            snap.took(exp.chosen)
-        await self._announce([Assignment(job_id, exp.chosen, held, exp)])
+        if choice.chosen is not None and not held:
+            snap.took(choice.chosen)
+        await self._announce([Assignment(job_id, choice.chosen, held, choice, basis)])
 
     async def _announce(self, placed: list[Assignment]) -> None:
         for a in placed:
             if a.worker is not None and not a.held:
                 self.ctx.changes.notify(inbox_key(a.worker))
         for a in placed:
-            chosen = next((c for c in a.explanation.candidates if c.worker == a.worker), None)
-            details: dict[str, Any] = {"worker": a.worker, "risk_tier": a.explanation.job.risk_tier}
-            if chosen is not None:
-                details["score"] = round(chosen.score.total, 4)
+            details: dict[str, Any] = {"worker": a.worker, "risk_tier": a.choice.job.risk_tier}
+            if a.score is not None:
+                details["score"] = round(a.score, 4)
             action = "job.hold" if a.held else "job.assign"
             await self.ctx.audit(SYSTEM, action, f"job:{a.job_id}", details)

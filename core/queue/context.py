@@ -59,6 +59,8 @@ class QueueContext:
     config: QueueConfig
     audit_sink: AuditSink | None = None
     changes: Changes = field(default_factory=Changes)
+    stopping: bool = False
+    """Set when the server shuts down: waits answer at once (see QueueService.stop_waiting)."""
 
     def now(self) -> datetime:
         return to_ms(self.clock.now())

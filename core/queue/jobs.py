@@ -114,22 +114,22 @@ class JobService:
         snap = await self.allocator.snapshot()
         view = JobView(tags=tuple(spec.tags), capability=spec.capability,
                        provider=spec.provider, urgency=spec.urgency)
-        exp = self.allocator.decide(view, snap)
-        held = exp.needs_approval
+        choice, basis = self.allocator.choose(view, snap)
+        held = choice.needs_approval
         # Routed as it is inserted (one transaction) — unless older jobs are waiting: then
         # it queues up behind them and the pass below serves them first.
-        backlog = bool(await self.ctx.store.jobs.queued(after=None, limit=1))
-        assign_to = exp.chosen if not (held or backlog) else None
+        backlog = await self.ctx.store.jobs.has_queued()
+        assign_to = choice.chosen if not (held or backlog) else None
         _require_json("input", spec.input)
         row = await self.ctx.store.jobs.add(NewJob(
             prompt=spec.prompt, input=spec.input, tags=view.tags,
             capability=spec.capability, provider=spec.provider, model=spec.model,
             effort=spec.effort, urgency=spec.urgency, priority=PRIORITY[spec.urgency],
-            status="awaiting_approval" if held else "pending", risk_tier=exp.job.risk_tier,
+            status="awaiting_approval" if held else "pending", risk_tier=choice.job.risk_tier,
             max_attempts=spec.max_attempts or self.ctx.config.max_attempts,
             timeout_s=spec.timeout_s or self.ctx.config.default_timeout_s,
             created_by=actor.actor, created_at=snap.now,
-            assigned_to=exp.chosen if held else None,
+            assigned_to=choice.chosen if held else None,
         ), assign_to=assign_to)
         details: dict[str, Any] = {"tags": list(row.tags), "capability": row.capability,
                                    "risk_tier": row.risk_tier, "status": row.status}
@@ -137,12 +137,13 @@ class JobService:
             details.update(prompt=row.prompt, input=row.input)
         await self.ctx.audit(actor.actor, "job.submit", _target(row.id), details)
         if held or (assign_to is not None and row.assigned_to == assign_to):
-            await self.allocator.placed(row.id, exp, held=held, snap=snap)
+            await self.allocator.placed(row.id, choice, basis, held=held, snap=snap)
             return job_model(row)
         if backlog or assign_to is not None:
             # Behind a backlog, or the chosen worker filled up meanwhile (another process).
-            await self.allocator.assign_pending(None if assign_to else snap)
-            return await self.get(row.id)
+            placed = await self.allocator.assign_pending(None if assign_to else snap)
+            if any(a.job_id == row.id for a in placed):
+                return await self.get(row.id)
         return job_model(row)
 
     async def update(self, job_id: int, patch: JobPatch, *, actor: Principal) -> Job:
@@ -363,15 +364,15 @@ class JobService:
         return expired
 
     async def wait_for(self, job_id: int, timeout_s: float, *, recheck_s: float = 1.0) -> Job:
-        """The job once it reaches a terminal state, or as it is when ``timeout_s`` passes.
-        Wakes on an in-process close at once; re-reads the store every ``recheck_s`` for
-        changes made by other processes."""
+        """The job once it reaches a terminal state, or as it is when ``timeout_s`` passes
+        (or the server shuts down). Wakes on an in-process close at once; re-reads the store
+        every ``recheck_s`` for changes made by other processes."""
         deadline = anyio.current_time() + timeout_s
         while True:
             with self.ctx.changes.watch(job_key(job_id)) as changed:
                 job = await self.get(job_id)
                 left = deadline - anyio.current_time()
-                if job.status in TERMINAL or left <= 0:
+                if job.status in TERMINAL or left <= 0 or self.ctx.stopping:
                     return job
                 with anyio.move_on_after(min(recheck_s, left)):
                     await changed.wait()

@@ -59,6 +59,11 @@ class Changes:
         if event is not None:
             event.set()
 
+    def notify_all(self) -> None:
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
+
     async def wait(self, key: Hashable, timeout_s: float) -> bool:
         """Wait for the next notification of ``key``; False on timeout."""
         with self.watch(key) as event, anyio.move_on_after(timeout_s):

@@ -1,9 +1,11 @@
 """The scoring router: pure functions from a job and snapshots of workers to a decision.
 
 Nothing here reads the clock or the store; callers pass ``now`` and the numbers. The value
-types are named tuples: immutable, and cheap to build on every routing pass. The one
-entry point that decides is :func:`explain` — assignment and ``/dispatch/explain`` both call
-it, so what the explanation shows is exactly what assignment did.
+types are named tuples: immutable, and cheap to build on every routing pass. What decides is
+:func:`explain` — ``/dispatch/explain`` shows it — and :func:`choose`, the same decision
+for assignment's hot path: it scores only the eligible workers and keeps the best, instead
+of ranking every candidate and spelling out why the others are not eligible. Both rank with
+one key and decide with one rule, and a property test holds them to the same answer.
 
 Score of a worker for a job::
 
@@ -21,7 +23,7 @@ Score of a worker for a job::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -42,12 +44,15 @@ __all__ = [
     "TAG_WEIGHT",
     "TRACK_WEIGHT",
     "Candidate",
+    "Choice",
     "Explanation",
     "JobView",
     "ScoreBreakdown",
     "WorkerStats",
     "WorkerView",
+    "choose",
     "eligibility",
+    "eligible",
     "evaluate",
     "explain",
     "is_online",
@@ -137,6 +142,16 @@ class Candidate(NamedTuple):
         return not self.reasons
 
 
+class Choice(NamedTuple):
+    """What :func:`explain` decides, without the candidates: ``best`` is the top-ranked
+    eligible candidate (``chosen`` unless the job waits for approval of its tier)."""
+
+    job: JobView
+    chosen: str | None
+    needs_approval: bool
+    best: Candidate | None
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Every candidate (eligible ones ranked first, then the rest by name) and the decision:
@@ -209,11 +224,23 @@ def is_online(worker: WorkerView, now: datetime, presence_window: timedelta) -> 
     return heard or (worker.lease_until is not None and worker.lease_until > now)
 
 
+_BARRED = ("revoked", "paused")
+
+
+def eligible(job: JobView, worker: WorkerView, now: datetime, presence_window: timedelta
+             ) -> bool:
+    """``not eligibility(…)``, without building the reasons."""
+    return (worker.state not in _BARRED and worker.in_hand < worker.capacity
+            and (job.capability is None or job.capability in worker.capabilities)
+            and (job.provider is None or worker.provider == job.provider)
+            and is_online(worker, now, presence_window))
+
+
 def eligibility(job: JobView, worker: WorkerView, now: datetime,
                 presence_window: timedelta) -> list[str]:
     """Why ``worker`` may not take ``job``; empty means eligible."""
     reasons: list[str] = []
-    if worker.state in ("revoked", "paused"):
+    if worker.state in _BARRED:
         reasons.append(worker.state)
     if not is_online(worker, now, presence_window):
         reasons.append("offline")
@@ -231,29 +258,35 @@ def evaluate(
     now: datetime, presence_window: timedelta,
 ) -> list[Candidate]:
     """Every worker as a candidate: its reasons and its score, eligible or not."""
-    return [
-        Candidate(
-            worker=w.name,
-            reasons=tuple(eligibility(job, w, now, presence_window)),
-            score=score(job, w, stats.get(w.name, _NO_STATS), now),
-            last_assigned_at=w.last_assigned_at,
-            session_granted=job.capability in w.session_grants,
-        )
-        for w in workers
-    ]
+    return [_candidate(job, w, stats, now, tuple(eligibility(job, w, now, presence_window)))
+            for w in workers]
 
 
-def rank(job: JobView, candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Eligible candidates, best first: by total, ties to the least recently assigned
-    (never assigned first), then by name. For a ``session``-tier job, workers whose current
-    session is already approved come first, since they need no human."""
+def _candidate(job: JobView, worker: WorkerView, stats: Mapping[str, WorkerStats],
+               now: datetime, reasons: tuple[str, ...] = ()) -> Candidate:
+    return Candidate(
+        worker=worker.name, reasons=reasons,
+        score=score(job, worker, stats.get(worker.name, _NO_STATS), now),
+        last_assigned_at=worker.last_assigned_at,
+        session_granted=job.capability in worker.session_grants,
+    )
+
+
+def _rank_key(job: JobView) -> Callable[[Candidate], tuple[bool, float, bool, float, str]]:
     def key(c: Candidate) -> tuple[bool, float, bool, float, str]:
         needs_human = job.risk_tier == "session" and not c.session_granted
         last = c.last_assigned_at
         return (needs_human, -c.score.total, last is not None,
                 last.timestamp() if last else 0.0, c.worker)
 
-    return sorted((c for c in candidates if c.eligible), key=key)
+    return key
+
+
+def rank(job: JobView, candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Eligible candidates, best first: by total, ties to the least recently assigned
+    (never assigned first), then by name. For a ``session``-tier job, workers whose current
+    session is already approved come first, since they need no human."""
+    return sorted((c for c in candidates if c.eligible), key=_rank_key(job))
 
 
 def strictest_tier(capability: str | None, workers: Iterable[WorkerView]) -> str:
@@ -274,12 +307,27 @@ def explain(
     candidates = evaluate(job, workers, stats, now, presence_window)
     ranked = rank(job, candidates)
     rest = sorted((c for c in candidates if not c.eligible), key=lambda c: c.worker)
-    best = ranked[0] if ranked else None
+    choice = _decide(job, ranked[0] if ranked else None)
+    return Explanation(job=job, candidates=(*ranked, *rest), chosen=choice.chosen,
+                       needs_approval=choice.needs_approval)
+
+
+def choose(
+    job: JobView, workers: Iterable[WorkerView], stats: Mapping[str, WorkerStats],
+    now: datetime, presence_window: timedelta,
+) -> Choice:
+    """The decision :func:`explain` makes for ``job``, computed from the eligible workers
+    alone."""
+    best = min((_candidate(job, w, stats, now) for w in workers
+                if eligible(job, w, now, presence_window)),
+               key=_rank_key(job), default=None)
+    return _decide(job, best)
+
+
+def _decide(job: JobView, best: Candidate | None) -> Choice:
     if job.risk_tier == "approve" and not job.approved:
-        chosen, held = None, True
-    elif best is None:
-        chosen, held = None, False
-    else:
-        chosen = best.worker
-        held = job.risk_tier == "session" and not best.session_granted
-    return Explanation(job=job, candidates=(*ranked, *rest), chosen=chosen, needs_approval=held)
+        return Choice(job, None, True, best)
+    if best is None:
+        return Choice(job, None, False, None)
+    held = job.risk_tier == "session" and not best.session_granted
+    return Choice(job, best.worker, held, best)

@@ -76,11 +76,23 @@ class QueueService:
                        approved=job.approved_by is not None)
         return explanation_model(await self.allocator.explain(view))
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop_waiting` was called."""
+        return self.ctx.stopping
+
+    def stop_waiting(self) -> None:
+        """The server is shutting down: long-polls in flight answer now with what there
+        is, and later ones at once, so they do not hold up its graceful shutdown."""
+        self.ctx.stopping = True
+        self.changes.notify_all()
+
     async def wait_inbox(self, worker_name: str, timeout_s: float, *,
                          recheck_s: float = 1.0) -> list[Job]:
         """Long-poll for ``GET /my-jobs``: the worker's pending inbox as soon as it is not
-        empty, or empty after ``timeout_s``. Wakes at once on an in-process assignment;
-        re-reads the store every ``recheck_s`` for assignments made by other processes."""
+        empty, or empty after ``timeout_s`` (or once :meth:`stop_waiting` is called). Wakes
+        at once on an in-process assignment; re-reads the store every ``recheck_s`` for
+        assignments made by other processes."""
         deadline = anyio.current_time() + timeout_s
         checked = False
         while True:
@@ -91,7 +103,7 @@ class QueueService:
                 else:  # the first read also refuses an unknown worker
                     jobs, checked = await self.jobs.inbox(worker_name), True
                 left = deadline - anyio.current_time()
-                if jobs or left <= 0:
+                if jobs or left <= 0 or self.ctx.stopping:
                     return jobs
                 with anyio.move_on_after(min(recheck_s, left)):
                     await assigned.wait()

@@ -2,7 +2,9 @@
 
 Every state change is a conditional ``UPDATE`` inside ``BEGIN IMMEDIATE``: the status (and
 holder) the change expects is part of its ``WHERE``, so when several processes race for a
-job exactly one of them changes it and the others see ``changed=False``.
+job exactly one of them changes it and the others see ``changed=False``. What workers hold
+is served from memory (:mod:`core.store.fleet_cache`): the per-job changes — assign, claim,
+close, renew — apply themselves to it, the rarer ones drop it.
 """
 
 from __future__ import annotations
@@ -14,123 +16,40 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.store.codec import instant, opt_instant, opt_text, tags, text
+from core.store.fleet_cache import FleetCache
+from core.store.jobs_sql import (
+    ASSIGN,
+    BUMP_STATS,
+    CLAIM,
+    CLOSE,
+    DECIDE,
+    END_ATTEMPT,
+    EXPIRED,
+    FAILURES_SINCE,
+    GIVE_UP,
+    HISTORY_MANY,
+    HISTORY_ONE,
+    HOLD,
+    INBOX,
+    INSERT,
+    QUEUED,
+    QUEUED_ANY,
+    RELEASE,
+    RELEASE_IDS,
+    RENEW,
+    REQUEUE,
+    SELECT_ONE,
+    SESSION_GRANTS,
+    START_ATTEMPT,
+    STATS_30D,
+    TOUCH_WORKER,
+)
 from core.store.queue import AttemptRow, Decision, InHand, JobRow, NewJob, StatsRow
 
 if TYPE_CHECKING:
     from core.store.sqlite import Database
 
 __all__ = ["SqliteJobs"]
-
-INSERT = """
-INSERT INTO jobs (prompt, input, tags, capability, provider, model, effort, urgency, priority,
-                  status, risk_tier, assigned_to, max_attempts, timeout_s, created_by,
-                  created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-SELECT_ONE = "SELECT * FROM jobs WHERE id = ?"
-HISTORY_ONE = "SELECT * FROM job_attempts WHERE job_id = ? ORDER BY attempt"
-HISTORY_MANY = "SELECT * FROM job_attempts WHERE job_id IN ({marks}) ORDER BY job_id, attempt"
-INBOX = """
-SELECT * FROM jobs WHERE assigned_to = ? AND status = ? ORDER BY priority DESC, id
-"""
-QUEUED = """
-SELECT * FROM jobs WHERE status = 'pending' AND assigned_to IS NULL {filters}
-ORDER BY priority DESC, id LIMIT ?
-"""
-# The worker must be active and below its capacity (jobs it holds, claimed or not).
-ASSIGN = """
-UPDATE jobs SET assigned_to = :worker, assigned_at = :now, risk_tier = :tier, updated_at = :now
-WHERE id = :id AND status = 'pending' AND assigned_to IS NULL
-  AND (SELECT COUNT(*) FROM jobs AS held
-       WHERE held.assigned_to = :worker AND held.status IN ('pending', 'running'))
-      < (SELECT capacity FROM workers WHERE name = :worker AND state = 'active')
-"""
-TOUCH_WORKER = "UPDATE workers SET last_assigned_at = ? WHERE name = ? AND state != 'revoked'"
-HOLD = """
-UPDATE jobs SET status = 'awaiting_approval', assigned_to = ?, risk_tier = ?, updated_at = ?
-WHERE id = ? AND status = 'pending' AND assigned_to IS NULL
-"""
-LEASE_FROM = "strftime('%Y-%m-%dT%H:%M:%fZ', ?, '+' || timeout_s || ' seconds')"
-CLAIM = f"""
-UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_expires_at = {LEASE_FROM},
-                updated_at = ?
-WHERE id = ? AND status = 'pending' AND assigned_to = ?
-  AND EXISTS (SELECT 1 FROM workers WHERE name = ? AND state = 'active')
-RETURNING *
-"""  # noqa: S608
-START_ATTEMPT = """
-INSERT INTO job_attempts (job_id, attempt, worker, worker_id, started_at)
-VALUES (?, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM job_attempts WHERE job_id = ?), ?,
-        (SELECT id FROM workers WHERE name = ? AND state != 'revoked'), ?)
-"""
-CLOSE = """
-UPDATE jobs SET status = ?, result = ?, error = ?, lease_expires_at = NULL, updated_at = ?
-WHERE id = ? AND status = 'running' AND assigned_to = ?
-RETURNING *
-"""
-# A job has at most one open attempt: the one its current claim started.
-END_ATTEMPT = """
-UPDATE job_attempts SET ended_at = ?, outcome = ?, error = ?
-WHERE job_id = ? AND outcome IS NULL RETURNING worker_id
-"""
-BUMP_STATS = """
-INSERT INTO worker_stats (worker_id, day, done, failed) VALUES (?, ?, ?, ?)
-ON CONFLICT (worker_id, day) DO UPDATE SET done = done + excluded.done,
-                                           failed = failed + excluded.failed
-"""
-RENEW = f"""
-UPDATE jobs SET lease_expires_at = {LEASE_FROM}
-WHERE assigned_to = ? AND status = 'running'
-"""  # noqa: S608
-RELEASE_IDS = "SELECT id FROM jobs WHERE assigned_to = ? AND status = 'pending'"
-RELEASE = """
-UPDATE jobs SET assigned_to = NULL, assigned_at = NULL, updated_at = ?
-WHERE assigned_to = ? AND status = 'pending'
-"""
-EXPIRED = """
-SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < ?
-ORDER BY lease_expires_at LIMIT ?
-"""
-REQUEUE = """
-UPDATE jobs SET status = 'pending', assigned_to = NULL, assigned_at = NULL,
-                lease_expires_at = NULL, error = ?, updated_at = ?
-WHERE id = ? AND status = 'running'
-"""
-GIVE_UP = """
-UPDATE jobs SET status = 'failed', lease_expires_at = NULL, error = ?, updated_at = ?
-WHERE id = ? AND status = 'running'
-"""
-# Forced onto the partial index of in-hand jobs: the planner would otherwise walk every
-# pending job by status, which under a long backlog costs per job waiting on every pass.
-IN_HAND = """
-SELECT assigned_to,
-       SUM(status = 'running') AS running,
-       SUM(status = 'pending') AS assigned,
-       MAX(CASE WHEN status = 'running' THEN lease_expires_at END) AS lease_until
-FROM jobs INDEXED BY jobs_in_hand
-WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL
-GROUP BY assigned_to
-"""
-STATS_30D = """
-SELECT worker_id, SUM(done) AS done, SUM(failed) AS failed FROM worker_stats
-WHERE day >= ? GROUP BY worker_id
-"""
-FAILURES_SINCE = """
-SELECT worker_id, COUNT(*) AS failures FROM job_attempts
-WHERE outcome IN ('failed', 'lost') AND ended_at >= ? AND worker_id IS NOT NULL
-GROUP BY worker_id
-"""
-DECIDE = """
-INSERT INTO approvals (job_id, decision, actor, at, worker_id, capability, session_id)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
-SESSION_GRANTS = """
-SELECT approvals.worker_id, approvals.capability FROM approvals
-JOIN workers ON workers.id = approvals.worker_id
-WHERE approvals.decision = 'approved' AND approvals.capability IS NOT NULL
-  AND approvals.session_id = workers.session_id
-  AND workers.state != 'revoked'
-"""
 
 #: Columns :meth:`SqliteJobs.transition` may set, with how each is stored.
 _SETTABLE: dict[str, str] = {
@@ -185,8 +104,9 @@ def _encode(column: str, value: Any) -> Any:
 
 
 class SqliteJobs:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, fleet: FleetCache) -> None:
         self.db = db
+        self.fleet = fleet
 
     def _load(self, job_id: int, row: sqlite3.Row | None = None, *, history: bool = True
               ) -> JobRow | None:
@@ -195,9 +115,14 @@ class SqliteJobs:
             row = conn.execute(SELECT_ONE, (job_id,)).fetchone()
             if row is None:
                 return None
-        attempts = tuple(_attempt(a) for a in conn.execute(HISTORY_ONE, (job_id,))
-                         ) if history else ()
-        return _job(row, attempts)
+        return _job(row, self._history(job_id) if history else ())
+
+    def _history(self, job_id: int, last: AttemptRow | None = None) -> tuple[AttemptRow, ...]:
+        """Every attempt of the job; ``last``, when given, is its latest."""
+        # Attempts are numbered from 1 over a job's whole life: a first one is all there is.
+        if last is not None and last.attempt == 1:
+            return (last,)
+        return tuple(_attempt(a) for a in self.db.conn.execute(HISTORY_ONE, (job_id,)))
 
     def _with_history(self, rows: list[sqlite3.Row]) -> list[JobRow]:
         if not rows:
@@ -209,29 +134,41 @@ class SqliteJobs:
             by_job.setdefault(a["job_id"], []).append(_attempt(a))
         return [_job(r, tuple(by_job.get(r["id"], ()))) for r in rows]
 
-    def _end_attempt(self, job_id: int, outcome: str, error: str | None, now: datetime) -> None:
+    def _end_attempt(self, job_id: int, outcome: str, error: str | None, now: datetime
+                     ) -> AttemptRow | None:
+        """End the open attempt (if any) as ``outcome``; the attempt as it now is."""
         conn = self.db.conn
         ended = conn.execute(END_ATTEMPT, (text(now), outcome, error, job_id)).fetchone()
+        if ended is None:
+            return None
         done, failed = _COUNTS.get(outcome, (0, 0))
-        if ended is not None and ended["worker_id"] is not None and (done or failed):
+        if ended["worker_id"] is not None and (done or failed):
             day = now.date().isoformat()
             conn.execute(BUMP_STATS, (ended["worker_id"], day, done, failed))
+        return _attempt(ended)
 
     async def add(self, job: NewJob, *, assign_to: str | None = None) -> JobRow:
         at = text(job.created_at)
         with self.db.transaction() as conn:
-            cursor = conn.execute(INSERT, (
-                job.prompt, _json(job.input), json.dumps(list(job.tags)), job.capability,
-                job.provider, job.model, job.effort, job.urgency, job.priority, job.status,
-                job.risk_tier, job.assigned_to, job.max_attempts, job.timeout_s,
-                job.created_by, at, at,
-            ))
-            job_id = int(cursor.lastrowid or 0)
-            if assign_to is not None:
-                self._assign(job_id, assign_to, job.risk_tier, at)
-            loaded = self._load(job_id, history=False)
-        assert loaded is not None
-        return loaded
+            row = conn.execute(INSERT, {
+                "prompt": job.prompt, "input": _json(job.input),
+                "tags": json.dumps(list(job.tags)), "capability": job.capability,
+                "provider": job.provider, "model": job.model, "effort": job.effort,
+                "urgency": job.urgency, "priority": job.priority, "status": job.status,
+                "risk_tier": job.risk_tier, "worker": assign_to,
+                "assigned_to": job.assigned_to, "max_attempts": job.max_attempts,
+                "timeout_s": job.timeout_s, "created_by": job.created_by, "now": at,
+            }).fetchone()
+            placed = assign_to is not None and row["assigned_to"] == assign_to
+            if placed:
+                conn.execute(TOUCH_WORKER, (at, assign_to))
+                placed = self.fleet.counted(conn, 2)  # the job, the worker's row
+        if placed and assign_to is not None:
+            self.fleet.assigned(assign_to, at)
+        return _job(row)
+
+    async def has_queued(self) -> bool:
+        return bool(self.db.conn.execute(QUEUED_ANY).fetchone()[0])
 
     async def get(self, job_id: int) -> JobRow | None:
         return self._load(job_id)
@@ -278,17 +215,18 @@ class SqliteJobs:
         sql = QUEUED.format(filters=" ".join(filters))
         return [_job(r) for r in self.db.conn.execute(sql, [*args, limit])]
 
-    def _assign(self, job_id: int, worker: str, risk_tier: str, at: str) -> bool:
-        conn = self.db.conn
-        changed = conn.execute(
-            ASSIGN, {"worker": worker, "now": at, "id": job_id, "tier": risk_tier}).rowcount
-        if changed:
-            conn.execute(TOUCH_WORKER, (at, worker))
-        return bool(changed)
-
     async def assign(self, job_id: int, worker: str, risk_tier: str, now: datetime) -> bool:
-        with self.db.transaction():
-            return self._assign(job_id, worker, risk_tier, text(now))
+        at = text(now)
+        with self.db.transaction() as conn:
+            changed = conn.execute(
+                ASSIGN, {"worker": worker, "now": at, "id": job_id, "tier": risk_tier}).rowcount
+            if not changed:
+                return False
+            conn.execute(TOUCH_WORKER, (at, worker))
+            mine = self.fleet.counted(conn, 2)
+        if mine:
+            self.fleet.assigned(worker, at)
+        return True
 
     async def hold(self, job_id: int, worker: str | None, risk_tier: str, now: datetime
                    ) -> bool:
@@ -300,9 +238,14 @@ class SqliteJobs:
         at = text(now)
         with self.db.transaction() as conn:
             claimed = conn.execute(CLAIM, (at, at, job_id, worker, worker)).fetchone()
-            if claimed is not None:
-                conn.execute(START_ATTEMPT, (job_id, job_id, worker, worker, at))
-            return self._load(job_id, claimed), claimed is not None
+            if claimed is None:
+                return self._load(job_id), False
+            started = conn.execute(START_ATTEMPT, (job_id, job_id, worker, worker, at)).fetchone()
+            row = _job(claimed, self._history(job_id, _attempt(started)))
+            mine = self.fleet.counted(conn, 1)
+        if mine:
+            self.fleet.claimed(worker, job_id, claimed["lease_expires_at"])
+        return row, True
 
     async def close(
         self, job_id: int, worker: str, status: str, result: Any, error: str | None,
@@ -311,18 +254,29 @@ class SqliteJobs:
         with self.db.transaction() as conn:
             closed = conn.execute(
                 CLOSE, (status, _json(result), error, text(now), job_id, worker)).fetchone()
-            if closed is not None:
-                self._end_attempt(job_id, status, error, now)
-            return self._load(job_id, closed), closed is not None
+            if closed is None:
+                return self._load(job_id), False
+            ended = self._end_attempt(job_id, status, error, now)
+            row = _job(closed, self._history(job_id, ended))
+            mine = self.fleet.counted(conn, 1)
+        if mine:
+            self.fleet.closed(worker, job_id)
+        return row, True
 
     async def renew(self, worker: str, now: datetime) -> int:
-        return int(self.db.conn.execute(RENEW, (text(now), worker)).rowcount)
+        with self.db.transaction() as conn:
+            leases = conn.execute(RENEW, (text(now), worker)).fetchall()
+            mine = bool(leases) and self.fleet.counted(conn, len(leases))
+        if mine:
+            self.fleet.renewed(worker, {job_id: lease for job_id, lease in leases})
+        return len(leases)
 
     async def release(self, worker: str, now: datetime) -> list[int]:
         with self.db.transaction() as conn:
             ids = [r[0] for r in conn.execute(RELEASE_IDS, (worker,))]
             if ids:
                 conn.execute(RELEASE, (text(now), worker))
+        self.fleet.drop()
         return ids
 
     async def expired(self, now: datetime, limit: int) -> list[int]:
@@ -345,6 +299,7 @@ class SqliteJobs:
             else:
                 conn.execute(REQUEUE, (error, text(now), job_id))
             self._end_attempt(job_id, outcome, error, now)
+            self.fleet.drop()
             return self._load(job_id), True
 
     async def transition(
@@ -364,18 +319,14 @@ class SqliteJobs:
         )
         with self.db.transaction() as conn:
             changed = conn.execute(sql, [*args, text(now), job_id, *statuses]).rowcount
-            if changed and end_attempt is not None:
-                self._end_attempt(job_id, end_attempt[0], end_attempt[1], now)
+            if changed:
+                if end_attempt is not None:
+                    self._end_attempt(job_id, end_attempt[0], end_attempt[1], now)
+                self.fleet.drop()
             return self._load(job_id), bool(changed)
 
     async def in_hand(self) -> dict[str, InHand]:
-        return {
-            r["assigned_to"]: InHand(
-                running=int(r["running"]), assigned=int(r["assigned"]),
-                lease_until=opt_instant(r["lease_until"]),
-            )
-            for r in self.db.conn.execute(IN_HAND)
-        }
+        return self.fleet.in_hand()
 
     async def stats(self, now: datetime) -> dict[str, StatsRow]:
         conn = self.db.conn
@@ -398,9 +349,14 @@ class SqliteJobs:
             decision.job_id, decision.decision, decision.actor, text(decision.at),
             decision.worker_id, decision.capability, decision.session_id,
         ))
+        self.fleet.drop()
 
     async def session_grants(self) -> dict[str, frozenset[str]]:
-        grants: dict[str, set[str]] = {}
-        for r in self.db.conn.execute(SESSION_GRANTS):
-            grants.setdefault(r["worker_id"], set()).add(r["capability"])
-        return {worker_id: frozenset(caps) for worker_id, caps in grants.items()}
+        fleet = self.fleet
+        fleet.check()
+        if fleet.grants is None:
+            grants: dict[str, set[str]] = {}
+            for r in self.db.conn.execute(SESSION_GRANTS):
+                grants.setdefault(r["worker_id"], set()).add(r["capability"])
+            fleet.grants = {worker_id: frozenset(caps) for worker_id, caps in grants.items()}
+        return dict(fleet.grants)

@@ -223,4 +223,35 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX artifacts_job ON artifacts (job_id) WHERE job_id IS NOT NULL;
         CREATE INDEX artifacts_expires ON artifacts (expires_at) WHERE expires_at IS NOT NULL;
     """),
+    # queue_version counts changes to the fleet — worker rows, jobs entering, moving within
+    # or leaving a worker's hands, session grants — so a process can keep what routing reads
+    # in memory and notice other processes' changes (core.store.fleet_cache). Triggers do
+    # the counting, so every writer counts, whatever version of the code it runs.
+    # jobs_pending: no query uses it (the queue is read through jobs_inbox), yet every
+    # insert, claim and close paid to keep it.
+    (5, "fleet change counter; drop the unused jobs_pending index", """
+        CREATE TABLE queue_version (n INTEGER NOT NULL);
+        INSERT INTO queue_version (n) VALUES (0);
+        CREATE TRIGGER fleet_worker_added AFTER INSERT ON workers
+        BEGIN UPDATE queue_version SET n = n + 1; END;
+        CREATE TRIGGER fleet_worker_changed AFTER UPDATE ON workers
+        BEGIN UPDATE queue_version SET n = n + 1; END;
+        CREATE TRIGGER fleet_worker_removed AFTER DELETE ON workers
+        BEGIN UPDATE queue_version SET n = n + 1; END;
+        CREATE TRIGGER fleet_job_added AFTER INSERT ON jobs
+        WHEN NEW.assigned_to IS NOT NULL AND NEW.status IN ('pending', 'running')
+        BEGIN UPDATE queue_version SET n = n + 1; END;
+        CREATE TRIGGER fleet_job_moved AFTER UPDATE OF status, assigned_to, lease_expires_at
+        ON jobs
+        WHEN (OLD.assigned_to IS NOT NULL AND OLD.status IN ('pending', 'running'))
+          OR (NEW.assigned_to IS NOT NULL AND NEW.status IN ('pending', 'running'))
+        BEGIN UPDATE queue_version SET n = n + 1; END;
+        CREATE TRIGGER fleet_job_removed AFTER DELETE ON jobs
+        WHEN OLD.assigned_to IS NOT NULL AND OLD.status IN ('pending', 'running')
+        BEGIN UPDATE queue_version SET n = n + 1; END;
+        CREATE TRIGGER fleet_grant_added AFTER INSERT ON approvals
+        WHEN NEW.session_id IS NOT NULL
+        BEGIN UPDATE queue_version SET n = n + 1; END;
+        DROP INDEX jobs_pending;
+    """),
 ]

@@ -212,6 +212,10 @@ class JobRepo(Protocol):
         ``capabilities`` and none or one of ``providers``."""
         ...
 
+    async def has_queued(self) -> bool:
+        """Whether any job is pending and unassigned."""
+        ...
+
     async def assign(self, job_id: int, worker: str, risk_tier: str, now: datetime) -> bool:
         """Give a pending unassigned job to ``worker`` if it is active and has room."""
         ...

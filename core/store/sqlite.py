@@ -3,7 +3,10 @@
 Statements run synchronously on the event loop thread: each is a short indexed query or a
 single-row write (tens of microseconds in WAL mode), which is cheaper than a thread hop.
 Writers that read-then-write take ``BEGIN IMMEDIATE`` so several processes sharing one file
-serialize on SQLite's lock (``busy_timeout``) rather than fail.
+serialize on SQLite's lock (``busy_timeout``) rather than fail. Connections of one process
+first take a shared in-process lock (the *write gate*): SQLite's busy handler polls, sleeping
+1, 2, 5, 10… ms between tries, so the loop waiting on the history writer's brief commit
+would sleep for milliseconds; the gate hands over the moment it is released.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +23,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from core.store.audit import SqliteAudit
+from core.store.checkpoint import Checkpointer
 from core.store.dispatches import SqliteDispatches
+from core.store.fleet_cache import FleetCache
 from core.store.jobs import SqliteJobs
 from core.store.lease import SqliteLeases
 from core.store.migrations import MIGRATIONS
@@ -35,10 +41,12 @@ __all__ = ["Database", "SqliteStore", "commit_statements", "open_sqlite"]
 
 
 class Database:
-    """A thin wrapper over one ``sqlite3.Connection`` (autocommit; explicit transactions)."""
+    """A thin wrapper over one ``sqlite3.Connection`` (autocommit; explicit transactions).
+    Databases of one file in one process share a ``gate`` (see the module docstring)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, gate: threading.Lock | None = None) -> None:
         self.conn = conn
+        self.gate = gate or threading.Lock()
         self._depth = 0
 
     @contextmanager
@@ -51,17 +59,18 @@ class Database:
             finally:
                 self._depth -= 1
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
-        finally:
-            self._depth = 0
+        with self.gate:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version."""
@@ -83,10 +92,20 @@ class Database:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    # Split on ";", except inside a trigger's BEGIN … END: a statement ends where SQLite
+    # says it is complete.
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip().removesuffix(";"))
+            pending = ""
+    return statements
 
 
-def connect(path: Path | str) -> Database:
+def connect(path: Path | str, gate: threading.Lock | None = None) -> Database:
     if str(path) != ":memory:":
         # The file holds unviewed one-time secrets; SQLite gives -wal/-shm the same mode.
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
@@ -101,7 +120,7 @@ def connect(path: Path | str) -> Database:
     # Freed space is zeroed, so an erased secret (a viewed one-time token) leaves no bytes
     # behind in the database file; the WAL side is handled by a checkpoint after erasing.
     conn.execute("PRAGMA secure_delete=ON")
-    return Database(conn)
+    return Database(conn, gate)
 
 
 def commit_statements(db: Database, batch: Sequence[Statement]) -> None:
@@ -116,11 +135,16 @@ class SqliteStore:
 
     With a ``writer`` (a second connection on the same file), history and audit rows are
     committed in batches on a worker thread (:meth:`background`); without one, at once.
+    With a ``checkpointer`` too, WAL checkpoints also leave the event loop while
+    :meth:`background` runs (:mod:`core.store.checkpoint`).
     """
 
-    def __init__(self, db: Database, writer: Database | None = None) -> None:
+    def __init__(self, db: Database, writer: Database | None = None,
+                 checkpointer: Database | None = None) -> None:
         self.db = db
         self._writer = writer
+        self._checkpointer = None if checkpointer is None else Checkpointer(
+            checkpointer.conn, [d.conn for d in (db, writer) if d is not None])
         self.writes: WriteBehind[Statement] = WriteBehind(
             lambda batch: commit_statements(writer or db, batch), self._written)
         self.dispatches = SqliteDispatches(db, self.writes)
@@ -130,8 +154,9 @@ class SqliteStore:
         self.tasks = SqliteTasks(db)
         self.runs = SqliteRuns(db)
         self.leases = SqliteLeases(db)
-        self.jobs = SqliteJobs(db)
-        self.workers = SqliteWorkers(db)
+        fleet = FleetCache(db)
+        self.jobs = SqliteJobs(db, fleet)
+        self.workers = SqliteWorkers(db, fleet)
         self.reviews = SqliteReviews(db)
         self.artifacts = SqliteArtifacts(db)
 
@@ -146,10 +171,16 @@ class SqliteStore:
             # loop's on it, so rows are written at once, on the loop.
             task_status.started()
             await anyio.sleep_forever()
-        await self.writes.run(task_status=task_status)
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.writes.run)
+            if self._checkpointer is not None:
+                await tg.start(self._checkpointer.run)
+            task_status.started()
 
     async def close(self) -> None:
         self.writes.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self._writer is not None:
             self._writer.close()
         self.db.close()
@@ -161,8 +192,9 @@ def open_sqlite(path: Path | str) -> SqliteStore:
     if str(path) == ":memory:":
         return SqliteStore(db)
     # A second connection commits history and audit rows off the event loop
-    # (core.store.write_behind). Neither holds one-time secrets, so it skips
-    # secure_delete's zeroing work.
-    writer = connect(path)
-    writer.conn.execute("PRAGMA secure_delete=OFF")
-    return SqliteStore(db, writer)
+    # (core.store.write_behind), a third checkpoints (core.store.checkpoint). Neither holds
+    # one-time secrets, so they skip secure_delete's zeroing work.
+    writer, checkpointer = connect(path, db.gate), connect(path, db.gate)
+    for helper in (writer, checkpointer):
+        helper.conn.execute("PRAGMA secure_delete=OFF")
+    return SqliteStore(db, writer, checkpointer)

@@ -15,6 +15,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import anyio
+
 from core.clock import from_iso, iso
 from core.store.base import ViewRow
 
@@ -33,6 +35,8 @@ ERASE_ONE = "UPDATE views SET secret = NULL WHERE nonce_hash = ?"
 ERASE_EXPIRED = "UPDATE views SET secret = NULL WHERE secret IS NOT NULL AND expires_at <= ?"
 PURGE_TOMBSTONES = "DELETE FROM views WHERE secret IS NULL AND expires_at < ?"
 CHECKPOINT = "PRAGMA wal_checkpoint(TRUNCATE)"
+SCRUB_TRIES = 100
+SCRUB_RETRY_S = 0.01
 
 
 def _view(r: sqlite3.Row) -> ViewRow:
@@ -71,7 +75,7 @@ class SqliteViews:
                 conn.execute(CONSUME, (iso(now), nonce_hash))
             else:
                 conn.execute(ERASE_ONE, (nonce_hash,))
-        self._scrub()
+        await self._scrub()
         return before if live else replace(before, secret=None)
 
     async def sweep(self, now: datetime, *, purge_before: datetime) -> int:
@@ -79,9 +83,18 @@ class SqliteViews:
             erased = conn.execute(ERASE_EXPIRED, (iso(now),)).rowcount
             purged = conn.execute(PURGE_TOMBSTONES, (iso(purge_before),)).rowcount
         if erased or purged or self._unscrubbed:
-            self._scrub()
+            await self._scrub()
         return int(erased)
 
-    def _scrub(self) -> None:
-        busy, _frames, _done = self.db.conn.execute(CHECKPOINT).fetchone()
-        self._unscrubbed = bool(busy)
+    async def _scrub(self) -> None:
+        # A checkpoint already in progress (the store's background PASSIVE checkpointer, or
+        # another process's) makes TRUNCATE answer "busy" at once; those are short, so try
+        # again for a moment rather than leave the erased secret in the WAL until the next
+        # sweep.
+        for _ in range(SCRUB_TRIES):
+            busy, _frames, _done = self.db.conn.execute(CHECKPOINT).fetchone()
+            if not busy:
+                self._unscrubbed = False
+                return
+            await anyio.sleep(SCRUB_RETRY_S)
+        self._unscrubbed = True

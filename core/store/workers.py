@@ -1,7 +1,8 @@
 """Registered workers and their presence in SQLite.
 
 A name is unique among live (not revoked) workers; a revoked row stays for the record and
-its name may be registered again.
+its name may be registered again. The live rows routing reads are served from memory
+between changes (:mod:`core.store.fleet_cache`); changing a row drops them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from core.store.codec import instant, opt_instant, tags, text
+from core.store.fleet_cache import FleetCache
 from core.store.queue import CapabilityRow, WorkerRow
 
 if TYPE_CHECKING:
@@ -94,8 +96,9 @@ def _decode(values: tuple[Any, ...], columns: tuple[str, ...]) -> WorkerRow:
 
 
 class SqliteWorkers:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, fleet: FleetCache) -> None:
         self.db = db
+        self.fleet = fleet
 
     def _one(self, sql: str, arg: str) -> WorkerRow | None:
         row = self.db.conn.execute(sql, (arg,)).fetchone()
@@ -109,26 +112,41 @@ class SqliteWorkers:
                 row.id, row.name, row.description, _encode_capabilities(row.capabilities),
                 json.dumps(list(row.tags)), row.state, row.capacity, text(row.created_at),
             ))
+        self.fleet.drop()
         return True
 
     async def get(self, worker_id: str) -> WorkerRow | None:
         return self._one(SELECT_ONE, worker_id)
 
     async def by_name(self, name: str, *, include_revoked: bool = False) -> WorkerRow | None:
-        live = self._one(SELECT_LIVE, name)
+        live = self._live().get(name)
         if live is None and include_revoked:
             return self._one(SELECT_LATEST, name)
         return live
 
     async def all(self, *, include_revoked: bool) -> list[WorkerRow]:
+        if include_revoked:
+            return self._read(SELECT_ALL)
+        return list(self._live().values())
+
+    def _live(self) -> dict[str, WorkerRow]:
+        """Live workers by name: what every routing pass (and every inbox read) asks for."""
+        fleet = self.fleet
+        fleet.check()
+        if fleet.workers is None:
+            fleet.workers = {w.name: w for w in self._read(SELECT_ALL_LIVE)}
+        return fleet.workers
+
+    def _read(self, sql: str) -> list[WorkerRow]:
         cursor = self.db.conn.cursor()
-        cursor.row_factory = None  # plain tuples: this runs on every routing pass
-        cursor.execute(SELECT_ALL if include_revoked else SELECT_ALL_LIVE)
+        cursor.row_factory = None  # plain tuples, decoded through _decode's memo
+        cursor.execute(sql)
         columns = tuple(d[0] for d in cursor.description)
         return [_decode(values, columns) for values in cursor]
 
     async def set_state(self, worker_id: str, state: str, now: datetime) -> WorkerRow | None:
         self.db.conn.execute(SET_STATE, {"state": state, "now": text(now), "id": worker_id})
+        self.fleet.drop()
         return self._one(SELECT_ONE, worker_id)
 
     async def heartbeat(
@@ -154,8 +172,10 @@ class SqliteWorkers:
                 "provider": provider, "capacity": capacity, "now": at, "new": new_session,
                 "session": session_id, "id": row["id"],
             })
+            self.fleet.drop()
             return _worker(conn.execute(SELECT_ONE, (row["id"],)).fetchone()), new_session
 
     async def sign_off(self, name: str, now: datetime) -> WorkerRow | None:
         self.db.conn.execute(SIGN_OFF, (name,))
+        self.fleet.drop()
         return self._one(SELECT_LIVE, name)

@@ -102,7 +102,17 @@ def _announce(config: ServerConfig, url: str) -> Callable[[Engine], Awaitable[No
 
 class _Server(uvicorn.Server):
     """uvicorn, except that a signal is not re-raised after the graceful shutdown it
-    triggered: ``serve`` stopped by SIGINT/SIGTERM exits 0 with everything closed."""
+    triggered: ``serve`` stopped by SIGINT/SIGTERM exits 0 with everything closed; and
+    ``before_shutdown`` runs as the shutdown starts (to end long-polls, which would
+    otherwise hold it for the rest of their wait)."""
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.before_shutdown()
+        await super().shutdown(sockets)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -126,15 +136,19 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     config = settings.server.model_copy(update=overrides)
     if config.auth == "none" and not _is_loopback(config.host):
         raise field_error("server.auth", f"'none' is only allowed on loopback, not {config.host}")
-    from mcp_server.app import build_app  # the MCP SDK: loaded only by the commands that serve
+    from mcp_server.app import (  # the MCP SDK: loaded only by the commands that serve
+        build_app,
+        stop_waiting,
+    )
 
     sock = _bind(config.host, config.port)
     url = base_url(config, sock.getsockname()[1])
     app = build_app(lambda: Engine.open(home, settings=settings), config,
                     on_ready=_announce(config, url))
+    # uvicorn's http="auto" runs on httptools, a dependency for that reason (pyproject).
     server = _Server(uvicorn.Config(
         app, lifespan="on", log_config=None, access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S), lambda: stop_waiting(app))
     try:
         await server.serve(sockets=[sock])
     finally:

@@ -7,7 +7,12 @@ if it somehow carried the scope (the queue enforces it).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
 
 from core.errors import field_error
 from core.fleet import Dispatched
@@ -27,10 +32,36 @@ __all__ = [
     "WaitQuery",
     "contribute",
     "job_id",
+    "while_connected",
 ]
 
 MAX_WAIT_S = 30.0
 """Longest wait one request may ask for (job results, the worker inbox)."""
+
+T = TypeVar("T")
+
+
+async def _hang_up(request: Request, scope: anyio.CancelScope) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def while_connected(request: Request, wait: Callable[[], Awaitable[T]]) -> T | None:
+    """``await wait()``, or None as soon as the client hangs up: a long-poll whose caller
+    is gone would otherwise hold its server task (and its watcher) to the end of its wait."""
+    done: list[T] = []
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_hang_up, request, tg.cancel_scope)
+        try:
+            done.append(await wait())
+        except Exception as exc:  # raised below, outside the task group: not as a group
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return done[0] if done else None
 
 
 class JobQuery(Paging):
@@ -95,9 +126,13 @@ async def get_job(call: ApiCall) -> Job:
     when it finishes (or as it is when the wait runs out)."""
     wait = call.query_as(WaitQuery).wait
     jobs = call.engine.queue.jobs
+    number = job_id(call)
     if wait:
-        return await jobs.wait_for(job_id(call), min(wait, MAX_WAIT_S))
-    return await jobs.get(job_id(call))
+        wait_s = min(wait, MAX_WAIT_S)
+        waited = await while_connected(call.request, lambda: jobs.wait_for(number, wait_s))
+        if waited is not None:
+            return waited
+    return await jobs.get(number)
 
 
 async def update_job(call: ApiCall) -> Job:

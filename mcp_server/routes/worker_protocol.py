@@ -30,7 +30,7 @@ from core.queue import Job, Worker
 from core.reviews import Review, ReviewSpec
 from mcp_server.app import AppContext, Contribution
 from mcp_server.rest.endpoint import ApiCall, Endpoint, Handler, contribution
-from mcp_server.routes.jobs import MAX_WAIT_S, job_id
+from mcp_server.routes.jobs import MAX_WAIT_S, job_id, while_connected
 from mcp_server.tools.schema import compact_schema
 
 __all__ = [
@@ -225,7 +225,8 @@ async def my_jobs(call: ApiCall) -> Response:
     name = worker_name(call.principal, q.worker)
     queue = call.engine.queue
     if q.wait and q.status == "pending":
-        jobs = await queue.wait_inbox(name, min(q.wait, MAX_WAIT_S))
+        wait = min(q.wait, MAX_WAIT_S)
+        jobs = await while_connected(call.request, lambda: queue.wait_inbox(name, wait)) or []
     else:
         jobs = await queue.jobs.inbox(name, q.status)
     return _json(b'{"jobs":[' + b",".join(

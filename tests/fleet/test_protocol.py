@@ -139,6 +139,43 @@ async def test_long_poll_answers_as_soon_as_a_job_is_assigned(fleet: Fleet) -> N
     assert [j["id"] for j in response.json()["jobs"]] == [job["id"]]
 
 
+async def test_a_long_poll_ends_when_its_client_hangs_up(fleet: Fleet) -> None:
+    worker = await fleet.enroll("w1")
+    changes = fleet.engine.queue.changes
+
+    async def poll() -> None:
+        await worker.inbox(wait=25)
+
+    with anyio.fail_after(10):  # far below the 25 s the poll would otherwise hold
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poll)
+            while not changes.watching(inbox_key("w1")):
+                await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()  # the client gives up: its connection closes
+        while changes.watching(inbox_key("w1")):
+            await anyio.wait_all_tasks_blocked()
+
+
+async def test_stop_waiting_answers_long_polls_at_once_with_what_there_is(
+    fleet: Fleet,
+) -> None:
+    worker = await fleet.enroll("w1")
+    answer: list[httpx2.Response] = []
+
+    async def poll() -> None:
+        answer.append(await worker.inbox(wait=25))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poll)
+            while not fleet.engine.queue.changes.watching(inbox_key("w1")):
+                await anyio.wait_all_tasks_blocked()
+            fleet.engine.queue.stop_waiting()
+        assert (await worker.inbox(wait=25)).json() == {"jobs": []}
+    (response,) = answer
+    assert (response.status_code, response.json()) == (200, {"jobs": []})
+
+
 async def test_inbox_without_wait_answers_at_once_even_when_empty(fleet: Fleet) -> None:
     worker = await fleet.enroll("w1")
     with anyio.fail_after(10):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.queue.router import (
     COLD_PENALTY,
@@ -16,7 +18,9 @@ from core.queue.router import (
     ScoreBreakdown,
     WorkerStats,
     WorkerView,
+    choose,
     eligibility,
+    eligible,
     explain,
     is_online,
     load_ratio,
@@ -228,3 +232,44 @@ def test_a_capability_takes_the_strictest_tier_any_worker_declares(
 def test_revoked_workers_do_not_set_the_tier() -> None:
     workers = [worker("a", capabilities={"code": "approve"}, state="revoked")]
     assert strictest_tier("code", workers) == "auto"
+
+
+_MOMENTS = st.sampled_from([None, LONG_AGO, NOW - timedelta(seconds=20),
+                            NOW - timedelta(seconds=40), NOW + timedelta(minutes=5)])
+_TIERS = st.sampled_from(["auto", "audit", "session", "approve"])
+_workers = st.builds(
+    WorkerView,
+    name=st.sampled_from(["a", "b", "c", "d", "e"]),
+    tags=st.lists(st.sampled_from(["code", "docs", "ops"]), max_size=2).map(tuple),
+    capabilities=st.dictionaries(st.sampled_from(["code", "ops"]), _TIERS, max_size=2),
+    state=st.sampled_from(["active", "active", "paused", "revoked"]),
+    presence=st.sampled_from(["active", "idle", "offline", None]),
+    last_seen=_MOMENTS, lease_until=_MOMENTS,
+    provider=st.sampled_from([None, "claude"]),
+    capacity=st.integers(0, 3), in_hand=st.integers(0, 3),
+    session_started_at=_MOMENTS, resumed_at=_MOMENTS, last_assigned_at=_MOMENTS,
+    rate_limited=st.booleans(),
+    session_grants=st.frozensets(st.sampled_from(["code", "ops"]), max_size=2),
+)
+_jobs = st.builds(
+    JobView,
+    tags=st.lists(st.sampled_from(["code", "docs", "ops"]), max_size=2).map(tuple),
+    capability=st.sampled_from([None, "code", "ops"]),
+    provider=st.sampled_from([None, "claude"]), risk_tier=_TIERS, approved=st.booleans(),
+)
+_stats = st.dictionaries(st.sampled_from(["a", "b", "c"]),
+                         st.builds(WorkerStats, st.integers(0, 9), st.integers(0, 9),
+                                   st.integers(0, 5)))
+
+
+@given(_jobs, st.lists(_workers, max_size=5, unique_by=lambda w: w.name), _stats)
+def test_choose_decides_exactly_what_explain_decides(
+    job: JobView, workers: list[WorkerView], stats: dict[str, WorkerStats],
+) -> None:
+    exp = explain(job, workers, stats, NOW, WINDOW)
+    choice = choose(job, workers, stats, NOW, WINDOW)
+    assert (choice.chosen, choice.needs_approval) == (exp.chosen, exp.needs_approval)
+    ranked = [c for c in exp.candidates if c.eligible]
+    assert choice.best == (ranked[0] if ranked else None)
+    for w in workers:
+        assert eligible(job, w, NOW, WINDOW) == (not eligibility(job, w, NOW, WINDOW))

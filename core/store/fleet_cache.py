@@ -1,0 +1,142 @@
+"""What routing reads on every pass, kept in memory between passes.
+
+Each submission routes against the fleet: every live worker row, what each worker holds
+and the session grants. Read from SQLite that is ~100 µs per job, most of it decoding rows
+that have not changed. Here those reads are served from memory while the store is provably
+unchanged, and re-read otherwise.
+
+*Unchanged* is told by one counter row, ``queue_version``, that triggers increment on every
+change to the fleet: a worker row added or changed, a job entering, moving within or
+leaving a worker's hands, a session grant (migration 5). Triggers count every writer's
+changes — other processes', and those of processes still running older code. Before a
+cached value is served, the counter is read (one row, ~2 µs): any value but the one the
+cache was read at drops the cache.
+
+This process's own changes to the fleet change the counter too. The per-job ones (assign,
+claim, close, lease renewal) are applied to the cache instead of dropping it: inside its
+transaction, holding the write lock, the writer reads the counter back, and if it moved by
+exactly the changes it made, nobody else changed the fleet since the cache was read. Rarer
+changes simply drop the cache.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from core.store.codec import instant, opt_instant
+from core.store.queue import InHand, WorkerRow
+
+if TYPE_CHECKING:
+    from core.store.sqlite import Database
+
+__all__ = ["FleetCache"]
+
+VERSION = "SELECT n FROM queue_version"
+# Per job rather than grouped: the cache keeps each running job's lease, so that closing
+# one tells the worker's latest lease without asking the store again.
+HELD_JOBS = """
+SELECT id, assigned_to, status, lease_expires_at FROM jobs INDEXED BY jobs_in_hand
+WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL
+"""
+
+
+@dataclass
+class _Hands:
+    """One worker's jobs in hand: how many assigned and unclaimed, the running ones' leases."""
+
+    assigned: int = 0
+    leases: dict[int, datetime | None] = field(default_factory=dict)
+    shown: InHand | None = None
+    """The last :class:`InHand` given out, reused until something changes (callers compare
+    snapshots by identity first)."""
+
+    def view(self) -> InHand:
+        if self.shown is None:
+            leases = [lease for lease in self.leases.values() if lease is not None]
+            self.shown = InHand(running=len(self.leases), assigned=self.assigned,
+                                lease_until=max(leases, default=None))
+        return self.shown
+
+
+class FleetCache:
+    """Live worker rows, jobs in hand per worker and session grants, exact as of the
+    ``queue_version`` counter value :attr:`version`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.version: int | None = None
+        self.workers: dict[str, WorkerRow] | None = None
+        """Live workers by name, in name order."""
+        self.grants: dict[str, frozenset[str]] | None = None
+        self._hands: dict[str, _Hands] | None = None
+
+    def check(self) -> None:
+        """Drop everything if the fleet changed since it was read."""
+        n = self.db.conn.execute(VERSION).fetchone()[0]
+        if n != self.version:
+            self.drop()
+            self.version = n
+
+    def drop(self) -> None:
+        self.workers = self.grants = self._hands = None
+
+    def counted(self, conn: sqlite3.Connection, changes: int) -> bool:
+        """Inside a write transaction that made ``changes`` fleet changes: True if those
+        are all the counter moved by since the cache was read — the caller then applies
+        them to the cache once committed. Otherwise the cache is dropped. (If the
+        transaction rolls back, :attr:`version` is ahead of the counter, and the next
+        :meth:`check` drops the cache.)"""
+        n = conn.execute(VERSION).fetchone()[0]
+        exact = self.version is not None and n == self.version + changes
+        if not exact:
+            self.drop()
+        self.version = n
+        return exact
+
+    def in_hand(self) -> dict[str, InHand]:
+        self.check()
+        if self._hands is None:
+            self._hands = {}
+            for job_id, worker, status, lease in self.db.conn.execute(HELD_JOBS):
+                hands = self._hands.setdefault(worker, _Hands())
+                if status == "running":
+                    hands.leases[job_id] = opt_instant(lease)
+                else:
+                    hands.assigned += 1
+        return {name: hands.view() for name, hands in self._hands.items()
+                if hands.assigned or hands.leases}
+
+    def _hands_of(self, worker: str) -> _Hands | None:
+        if self._hands is None:
+            return None
+        hands = self._hands.setdefault(worker, _Hands())
+        hands.shown = None
+        return hands
+
+    def assigned(self, worker: str, at: str) -> None:
+        """A job went to ``worker``, and its ``last_assigned_at`` became ``at``."""
+        hands = self._hands_of(worker)
+        if hands is not None:
+            hands.assigned += 1
+        row = self.workers.get(worker) if self.workers is not None else None
+        if row is not None and self.workers is not None:
+            self.workers[worker] = replace(row, last_assigned_at=instant(at))
+
+    def claimed(self, worker: str, job_id: int, lease: str | None) -> None:
+        hands = self._hands_of(worker)
+        if hands is not None:
+            hands.assigned -= 1
+            hands.leases[job_id] = opt_instant(lease)
+
+    def renewed(self, worker: str, leases: dict[int, str]) -> None:
+        hands = self._hands_of(worker)
+        if hands is not None:
+            hands.leases.update((job_id, instant(lease)) for job_id, lease in leases.items())
+
+    def closed(self, worker: str, job_id: int) -> None:
+        hands = self._hands_of(worker)
+        if hands is not None:
+            hands.leases.pop(job_id, None)
