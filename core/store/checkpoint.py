@@ -18,7 +18,8 @@ what its fsyncs cost the loop.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.to_thread
@@ -40,6 +41,15 @@ class Checkpointer:
                  ) -> None:
         self.conn = conn
         self.writers = writers
+        self._running = anyio.Lock()
+
+    @asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """No background checkpoint runs inside the block: a checkpoint that must empty the
+        WAL (erasing a secret) would otherwise find this one in its way, for as long as it
+        takes to fsync on a busy disk."""
+        async with self._running:
+            yield
 
     def _autocheckpoint(self, pages: int) -> None:
         for writer in self.writers:
@@ -56,7 +66,8 @@ class Checkpointer:
         try:
             while True:
                 await anyio.sleep(INTERVAL_S)
-                await anyio.to_thread.run_sync(self.checkpoint)
+                async with self._running:
+                    await anyio.to_thread.run_sync(self.checkpoint)
         finally:
             self._autocheckpoint(DEFAULT_PAGES)
 

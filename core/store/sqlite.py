@@ -149,7 +149,8 @@ class SqliteStore:
             lambda batch: commit_statements(writer or db, batch), self._written)
         self.dispatches = SqliteDispatches(db, self.writes)
         self.tokens = SqliteTokens(db)
-        self.views = SqliteViews(db)
+        self.views = SqliteViews(
+            db, pause_checkpoints=None if self._checkpointer is None else self._checkpointer.paused)
         self.audit = SqliteAudit(db, self.writes)
         self.tasks = SqliteTasks(db)
         self.runs = SqliteRuns(db)

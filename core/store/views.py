@@ -11,6 +11,8 @@ then retried on the next sweep.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -52,8 +54,10 @@ def _view(r: sqlite3.Row) -> ViewRow:
 
 
 class SqliteViews:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, pause_checkpoints: Callable[
+            [], AbstractAsyncContextManager[None]] | None = None) -> None:
         self.db = db
+        self._pause_checkpoints = pause_checkpoints or nullcontext
         self._unscrubbed = False
 
     async def add(self, row: ViewRow) -> None:
@@ -87,14 +91,16 @@ class SqliteViews:
         return int(erased)
 
     async def _scrub(self) -> None:
-        # A checkpoint already in progress (the store's background PASSIVE checkpointer, or
-        # another process's) makes TRUNCATE answer "busy" at once; those are short, so try
-        # again for a moment rather than leave the erased secret in the WAL until the next
-        # sweep.
-        for _ in range(SCRUB_TRIES):
-            busy, _frames, _done = self.db.conn.execute(CHECKPOINT).fetchone()
-            if not busy:
-                self._unscrubbed = False
-                return
-            await anyio.sleep(SCRUB_RETRY_S)
+        # A checkpoint already in progress makes TRUNCATE answer "busy" at once. The
+        # store's own background checkpointer is paused meanwhile (after its checkpoint in
+        # flight, however long a busy disk makes it); another process's checkpoints are
+        # short, so try again for a moment rather than leave the erased secret in the WAL
+        # until the next sweep.
+        async with self._pause_checkpoints():
+            for _ in range(SCRUB_TRIES):
+                busy, _frames, _done = self.db.conn.execute(CHECKPOINT).fetchone()
+                if not busy:
+                    self._unscrubbed = False
+                    return
+                await anyio.sleep(SCRUB_RETRY_S)
         self._unscrubbed = True
