@@ -13,6 +13,7 @@ Targets: ≤ 0.5 ms added p50 at concurrency 1; ≥ 70 % of direct throughput at
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +25,8 @@ import anyio
 from bench.common import fast_upstream_process, latencies, pct, summary_ms, throughput
 from bench.fast_upstream import REPLY
 from core.config import parse_settings
-from core.engine import Engine, new_http_client
+from core.engine import Engine
+from core.http_client import HttpClient, Target
 from core.models import DispatchRequest
 
 PROMPT = "Say something short about foxes."
@@ -38,13 +40,14 @@ async def run(url: str, n: int, n32: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # The direct client gets the same transport settings the engine uses, so the
         # comparison isolates what the engine itself adds.
-        async with new_http_client() as client, \
+        async with HttpClient() as client, \
                 Engine.open(Path(tmp), settings=settings) as engine:
+            target = Target.parse(url + "/v1/chat/completions")
+            headers = [("content-type", "application/json"), ("authorization", "Bearer k")]
 
             async def direct() -> object:
-                r = await client.post(url + "/v1/chat/completions", json=body,
-                                      headers={"Authorization": "Bearer k"})
-                return r.json()
+                r = await client.request("POST", target, headers, json.dumps(body).encode())
+                return json.loads(r.content)
 
             request = DispatchRequest(prompt=PROMPT)
             # Our openai-compat provider reads the canned answer, before anything is timed.
@@ -68,12 +71,12 @@ async def run(url: str, n: int, n32: int) -> None:
 
     added = (pct(e1, 50) - pct(d1, 50)) * 1000
     print(f"dispatch overhead — {n} sequential requests each, {n32} at concurrency 32")
-    print(f"  direct httpx2   c=1: {summary_ms(d1)}")
+    print(f"  direct client  c=1: {summary_ms(d1)}")
     print(f"  engine.dispatch c=1: {summary_ms(e1)}")
     print(f"  added p50: {added:.3f} ms (target ≤ 0.5)   "
           f"added p99: {(pct(e1, 99) - pct(d1, 99)) * 1000:.3f} ms   "
           f"p50 ratio: {pct(e1, 50) / pct(d1, 50):.2f}×")
-    print(f"  direct httpx2   c=32: {d32:8.0f} req/s")
+    print(f"  direct client  c=32: {d32:8.0f} req/s")
     print(f"  engine.dispatch c=32: {e32:8.0f} req/s")
     print(f"  throughput kept: {e32 / d32 * 100:.0f} % (target ≥ 70 %)   "
           f"history rows recorded: {total}")

@@ -26,8 +26,8 @@ from channel.client import Job
 from channel.jobs import Outcome, job_id, job_text
 from core.bootstrap import ensure_home
 from core.config import config_path, load_settings
-from core.engine import new_http_client
 from core.errors import ModelReinsError, NotFound, ProviderError, ProviderTimeout
+from core.http_client import HttpClient
 from core.models import Message
 from core.process import DEFAULT_KILL_GRACE_S, ProcessResult, run_process, split_command
 from core.providers import Provider, ProviderCall, provider_class
@@ -184,7 +184,7 @@ async def open_provider_executor(name: str, home: Path) -> AsyncIterator[Provide
     if config is None:
         known = ", ".join(sorted(settings.providers)) or "none"
         raise NotFound(f"no provider '{name}' in {config_path(home)} (configured: {known})")
-    async with new_http_client() as http:
+    async with HttpClient() as http:
         provider = provider_class(config.type)(name, config, http)
         try:
             yield ProviderExecutor(provider)

@@ -32,7 +32,7 @@ from core.dispatch import Dispatcher, DispatchEvent
 from core.errors import ModelReinsError, NotFound, error_from_wire
 from core.fleet import FleetService
 from core.health import HealthTracker
-from core.http_transport import PooledTransport
+from core.http_client import HttpClient
 from core.ids import new_id
 from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
 from core.principal import LOCAL, Principal
@@ -70,7 +70,7 @@ class DispatchHandle:
         return self.record or self.running
 
 
-def build_providers(settings: Settings, http: httpx2.AsyncClient) -> dict[str, Provider]:
+def build_providers(settings: Settings, http: HttpClient) -> dict[str, Provider]:
     return {
         name: provider_class(cfg.type)(name, cfg, http) for name, cfg in settings.providers.items()
     }
@@ -82,9 +82,9 @@ NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 def new_http_client() -> httpx2.AsyncClient:
-    """The one outbound HTTP client the engine's providers share."""
-    limits = httpx2.Limits(max_connections=512, max_keepalive_connections=128)
-    transport = PooledTransport(limits=limits, socket_options=NODELAY)
+    """The engine's general-purpose HTTP client (webhook deliveries). Providers share a
+    leaner one on their hot path (:class:`core.http_client.HttpClient`)."""
+    transport = httpx2.AsyncHTTPTransport(socket_options=NODELAY)
     return httpx2.AsyncClient(transport=transport, follow_redirects=False)
 
 
@@ -101,6 +101,7 @@ class Engine:
         store: Store,
         http: httpx2.AsyncClient,
         *,
+        upstream: HttpClient | None = None,
         clock: Clock | None = None,
         providers: dict[str, Provider] | None = None,
         home: Path | None = None,
@@ -111,7 +112,11 @@ class Engine:
         self.http = http
         self.clock: Clock = clock or SystemClock()
         self.health = HealthTracker(self.clock)
-        self.providers = providers if providers is not None else build_providers(settings, http)
+        if providers is None:
+            if upstream is None:
+                raise TypeError("an Engine without given providers needs their upstream client")
+            providers = build_providers(settings, upstream)
+        self.providers = providers
         self.audit = AuditLog(store.audit, self.clock)
         self.dispatcher = Dispatcher(settings, self.providers, store, self.health, self.clock,
                                      audit=self.audit)
@@ -153,7 +158,8 @@ class Engine:
             opened: Store = store
             stack.push_async_callback(opened.close)
             http = await stack.enter_async_context(new_http_client())
-            engine = cls(settings, opened, http, clock=clock, home=home)
+            upstream = await stack.enter_async_context(HttpClient())
+            engine = cls(settings, opened, http, upstream=upstream, clock=clock, home=home)
             await engine.seed_health()
             failure: BaseException | None = None
             async with anyio.create_task_group() as tg:

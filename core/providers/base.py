@@ -13,10 +13,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from core.http_client import HttpClient
 from core.models import Message, Usage
 
 __all__ = [
@@ -123,7 +123,7 @@ class Provider(ABC):
 
     config_model: ClassVar[type[ProviderConfig]] = ProviderConfig
 
-    def __init__(self, name: str, config: ProviderConfig, http: httpx2.AsyncClient) -> None:
+    def __init__(self, name: str, config: ProviderConfig, http: HttpClient) -> None:
         self.name = name
         self.config = config
         self.http = http

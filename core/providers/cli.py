@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Literal
 
 import anyio
-import httpx2
 from pydantic import Field, field_validator
 
 from core.errors import ModelReinsError, ProviderError, ValidationFailed
+from core.http_client import HttpClient
 from core.models import Message, Usage
 from core.process import OutputCallback, ProcessResult, run_process, split_command
 from core.providers.base import (
@@ -110,7 +110,7 @@ class CliProvider(Provider):
     config_model = CliConfig
     config: CliConfig
 
-    def __init__(self, name: str, config: ProviderConfig, http: httpx2.AsyncClient) -> None:
+    def __init__(self, name: str, config: ProviderConfig, http: HttpClient) -> None:
         if not isinstance(config, CliConfig):
             raise TypeError(f"{type(self).__name__} needs a {CliConfig.__name__}")
         super().__init__(name, config, http)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -113,7 +113,7 @@ def _retry_after(headers: httpx2.Headers, now: datetime) -> float | None:
 def classify(
     provider_name: str,
     status: int,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | Sequence[tuple[str, str]],
     body: bytes | str,
     *,
     now: datetime | None = None,

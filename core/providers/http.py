@@ -21,6 +21,7 @@ from core.errors import (
     ProviderError,
     field_error,
 )
+from core.http_client import HttpClient, Response, StreamedResponse, Target
 from core.models import Message
 from core.providers.base import (
     Completion,
@@ -177,27 +178,27 @@ class HttpProvider(Provider):
 
     config: HttpConfig
 
-    def __init__(self, name: str, config: ProviderConfig, http: httpx2.AsyncClient) -> None:
+    def __init__(self, name: str, config: ProviderConfig, http: HttpClient) -> None:
         if not isinstance(config, self.config_model) or not isinstance(config, HttpConfig):
             raise TypeError(f"{type(self).__name__} needs a {self.config_model.__name__}")
         super().__init__(name, config, http)
         self.secrets = tuple(
             value for field in config.secret_fields() if (value := getattr(config, field))
         )
-        self.timeout = httpx2.Timeout(config.timeout_s)
+        self.timeout = config.timeout_s
         self.host = host_of(config.base_url)
-        self.headers = {"content-type": "application/json", **self.auth_headers()}
-        self._urls: dict[str, httpx2.URL] = {}
+        self.headers = [("content-type", "application/json"), *self.auth_headers().items()]
+        self._urls: dict[str, Target] = {}
 
     @abstractmethod
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate every request (may be empty)."""
 
-    def url(self, path: str) -> httpx2.URL:
-        # Parsed once per path: httpx2 copies a URL object but parses a string per request.
+    def url(self, path: str) -> Target:
+        # Parsed once per path.
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = httpx2.URL(self.config.base_url + path)
+            url = self._urls[path] = Target.parse(self.config.base_url + path)
         return url
 
     def resolve(self, call: ProviderCall) -> Resolved:
@@ -210,7 +211,7 @@ class HttpProvider(Provider):
             host=self.host,
         )
 
-    def fail(self, response: httpx2.Response) -> ModelReinsError:
+    def fail(self, response: Response | StreamedResponse) -> ModelReinsError:
         """The classified error for a non-2xx response whose body has been read."""
         return classify(
             self.name,
@@ -232,8 +233,8 @@ class HttpProvider(Provider):
     async def post_json(self, path: str, body: Mapping[str, Any], model: type[M]) -> M:
         """POST ``body`` and validate the 2xx answer against ``model``."""
         with self.errors():
-            response = await self.http.post(
-                self.url(path), content=encode(body), headers=self.headers, timeout=self.timeout
+            response = await self.http.request(
+                "POST", self.url(path), self.headers, encode(body), timeout=self.timeout
             )
             if not response.is_success:
                 raise self.fail(response)
@@ -250,11 +251,7 @@ class HttpProvider(Provider):
         """
         with self.errors():
             async with self.http.stream(
-                "POST",
-                self.url(path),
-                content=encode(body),
-                headers=self.headers,
-                timeout=self.timeout,
+                "POST", self.url(path), self.headers, encode(body), timeout=self.timeout
             ) as response:
                 if not response.is_success:
                     await response.aread()
@@ -266,8 +263,8 @@ class HttpProvider(Provider):
     async def get_ok(self, path: str) -> None:
         """GET ``path``; any non-2xx or transport failure raises classified."""
         with self.errors():
-            response = await self.http.get(
-                self.url(path), headers=self.headers, timeout=self.timeout
+            response = await self.http.request(
+                "GET", self.url(path), self.headers, timeout=self.timeout
             )
             if not response.is_success:
                 raise self.fail(response)

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-import httpx2
 import pytest
 from pydantic import ValidationError
 
 from core.errors import ModelReinsError
+from core.http_client import HttpClient
 from core.models import Usage
 from core.providers import provider_class
 from core.providers.anthropic import AnthropicConfig, AnthropicProvider
@@ -25,7 +25,7 @@ from tests.providers.helpers import (
 )
 
 
-def adapter(http: httpx2.AsyncClient, base_url: str, **keys: Any) -> AnthropicProvider:
+def adapter(http: HttpClient, base_url: str, **keys: Any) -> AnthropicProvider:
     config = AnthropicConfig.model_validate(
         {"type": "anthropic", "apiKey": KEY, "baseUrl": base_url, "model": "claude-test", **keys}
     )
@@ -50,7 +50,7 @@ def test_config_requires_an_api_key() -> None:
         AnthropicConfig.model_validate({"type": "anthropic"})
 
 
-async def test_complete_sends_the_messages_api_request(http: httpx2.AsyncClient) -> None:
+async def test_complete_sends_the_messages_api_request(http: HttpClient) -> None:
     async with fake_anthropic(reply="Hi there") as up:
         done = await adapter(http, up.url).complete(ask("hello"))
         request = up.last
@@ -70,7 +70,7 @@ async def test_complete_sends_the_messages_api_request(http: httpx2.AsyncClient)
     assert done.truncated is False
 
 
-async def test_config_defaults_fill_the_body_and_the_call_wins(http: httpx2.AsyncClient) -> None:
+async def test_config_defaults_fill_the_body_and_the_call_wins(http: HttpClient) -> None:
     async with fake_anthropic() as up:
         provider = adapter(
             http,
@@ -110,7 +110,7 @@ async def test_config_defaults_fill_the_body_and_the_call_wins(http: httpx2.Asyn
     }
 
 
-async def test_stream_yields_text_deltas_then_usage(http: httpx2.AsyncClient) -> None:
+async def test_stream_yields_text_deltas_then_usage(http: HttpClient) -> None:
     async with fake_anthropic(reply="one two three") as up:
         deltas, end = await drain(adapter(http, up.url), ask("a b"))
         request = up.last
@@ -121,7 +121,7 @@ async def test_stream_yields_text_deltas_then_usage(http: httpx2.AsyncClient) ->
     assert end.usage == Usage(input_tokens=2, output_tokens=3)
 
 
-async def test_without_a_model_the_call_is_a_validation_error(http: httpx2.AsyncClient) -> None:
+async def test_without_a_model_the_call_is_a_validation_error(http: HttpClient) -> None:
     async with fake_anthropic() as up:
         provider = adapter(http, up.url, model=None)
         with pytest.raises(ModelReinsError) as caught:
@@ -150,7 +150,7 @@ FAILURES: list[tuple[Mode, bool, str, bool, list[str]]] = [
 
 @pytest.mark.parametrize(("mode", "streaming", "code", "retriable", "before"), FAILURES)
 async def test_upstream_failures_raise_classified(
-    http: httpx2.AsyncClient,
+    http: HttpClient,
     mode: Mode,
     streaming: bool,
     code: str,
@@ -164,13 +164,13 @@ async def test_upstream_failures_raise_classified(
     assert_no_secret(error)
 
 
-async def test_rate_limit_carries_retry_after_seconds(http: httpx2.AsyncClient) -> None:
+async def test_rate_limit_carries_retry_after_seconds(http: HttpClient) -> None:
     async with fake_anthropic(mode="rate_limit") as up:
         _, error = await failure(adapter(http, up.url), ask(), streaming=False)
     assert error.retry_after == 7.0
 
 
-async def test_rate_limit_reads_an_http_date_retry_after(http: httpx2.AsyncClient) -> None:
+async def test_rate_limit_reads_an_http_date_retry_after(http: HttpClient) -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     async with fake_anthropic(mode="rate_limit", retry_after=when) as up:
         _, error = await failure(adapter(http, up.url), ask(), streaming=False)
@@ -179,7 +179,7 @@ async def test_rate_limit_reads_an_http_date_retry_after(http: httpx2.AsyncClien
     assert 100 <= error.retry_after <= 121
 
 
-async def test_rejected_key_is_never_echoed(http: httpx2.AsyncClient) -> None:
+async def test_rejected_key_is_never_echoed(http: HttpClient) -> None:
     async with fake_anthropic(mode="unauthorized") as up:
         _, error = await failure(adapter(http, up.url), ask(), streaming=False)
         assert KEY in up.last.headers["x-api-key"]
@@ -188,7 +188,7 @@ async def test_rejected_key_is_never_echoed(http: httpx2.AsyncClient) -> None:
 
 
 async def test_error_event_in_a_stream_is_classified_by_its_type(
-    http: httpx2.AsyncClient,
+    http: HttpClient,
 ) -> None:
     async with fake_anthropic(mode="midstream_error") as up:
         _, error = await failure(adapter(http, up.url), ask(), streaming=True)
@@ -207,7 +207,7 @@ async def test_error_event_in_a_stream_is_classified_by_its_type(
     ],
 )
 async def test_silence_beyond_the_timeout_is_provider_timeout(
-    http: httpx2.AsyncClient, mode: Mode, streaming: bool, before: list[str]
+    http: HttpClient, mode: Mode, streaming: bool, before: list[str]
 ) -> None:
     async with fake_anthropic(mode=mode) as up:
         provider = adapter(http, up.url, timeout=300)
@@ -219,7 +219,7 @@ async def test_silence_beyond_the_timeout_is_provider_timeout(
 
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_connection_refused_is_retriable_and_names_the_host(
-    http: httpx2.AsyncClient, streaming: bool
+    http: HttpClient, streaming: bool
 ) -> None:
     with refused_url() as url:
         _, error = await failure(adapter(http, url), ask(), streaming=streaming)
@@ -229,7 +229,7 @@ async def test_connection_refused_is_retriable_and_names_the_host(
     assert_no_secret(error)
 
 
-async def test_ping_lists_models_with_the_same_auth(http: httpx2.AsyncClient) -> None:
+async def test_ping_lists_models_with_the_same_auth(http: HttpClient) -> None:
     async with fake_anthropic() as up:
         await adapter(http, up.url).ping()
         request = up.last
@@ -247,7 +247,7 @@ async def test_ping_lists_models_with_the_same_auth(http: httpx2.AsyncClient) ->
     ],
 )
 async def test_ping_failure_is_classified(
-    http: httpx2.AsyncClient, mode: Mode, code: str, retriable: bool
+    http: HttpClient, mode: Mode, code: str, retriable: bool
 ) -> None:
     async with fake_anthropic(mode=mode) as up:
         with pytest.raises(ModelReinsError) as caught:
@@ -256,13 +256,13 @@ async def test_ping_failure_is_classified(
     assert_no_secret(caught.value)
 
 
-async def test_ping_of_an_unreachable_host_fails(http: httpx2.AsyncClient) -> None:
+async def test_ping_of_an_unreachable_host_fails(http: HttpClient) -> None:
     with refused_url() as url, pytest.raises(ModelReinsError) as caught:
         await adapter(http, url).ping()
     assert caught.value.code == "PROVIDER_ERROR"
 
 
-async def test_finished_streams_leave_the_connection_reusable(http: httpx2.AsyncClient) -> None:
+async def test_finished_streams_leave_the_connection_reusable(http: HttpClient) -> None:
     async with fake_anthropic() as up:
         provider = adapter(http, up.url)
         await drain(provider, ask())

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import pydantic
 import pytest
 
 from core.errors import ProviderError, ProviderTimeout
+from core.http_client import HttpClient
 from core.models import Message
 from core.providers import provider_class
 from core.providers.base import ProviderCall, StreamEnd, TextDelta
@@ -55,7 +55,7 @@ def pid_file(tmp_path: Path) -> Iterator[Path]:
     kill_listed(path)
 
 
-def cli(http: httpx2.AsyncClient, command: str | list[str | Path], **keys: Any) -> CliProvider:
+def cli(http: HttpClient, command: str | list[str | Path], **keys: Any) -> CliProvider:
     """A ``cli`` provider built from config keys as a user writes them."""
     if not isinstance(command, str):
         command = [str(part) for part in command]
@@ -123,7 +123,7 @@ def test_the_config_rejects_missing_empty_unsplittable_and_unknown_keys(
         CliConfig.model_validate({"type": "cli", **keys})
 
 
-async def test_cli_is_registered_under_its_type_name(http: httpx2.AsyncClient) -> None:
+async def test_cli_is_registered_under_its_type_name(http: HttpClient) -> None:
     assert provider_class("cli") is CliProvider
     with pytest.raises(TypeError):
         CliProvider("local", EchoConfig(), http)
@@ -147,7 +147,7 @@ def test_render_prompt_is_the_message_alone_or_a_transcript_after_the_system_pro
 
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_a_prompt_full_of_shell_syntax_arrives_byte_for_byte_and_no_shell_runs(
-    http: httpx2.AsyncClient, tmp_path: Path, streaming: bool
+    http: HttpClient, tmp_path: Path, streaming: bool
 ) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -163,7 +163,7 @@ async def test_a_prompt_full_of_shell_syntax_arrives_byte_for_byte_and_no_shell_
 
 @pytest.mark.parametrize("call_system", [None, "Call system."])
 async def test_a_conversation_arrives_as_a_transcript_after_the_system_prompt(
-    http: httpx2.AsyncClient, tmp_path: Path, call_system: str | None
+    http: HttpClient, tmp_path: Path, call_system: str | None
 ) -> None:
     received = tmp_path / "received.bin"
     provider = cli(
@@ -177,7 +177,7 @@ async def test_a_conversation_arrives_as_a_transcript_after_the_system_prompt(
 
 
 async def test_the_answer_is_stdout_with_approximate_word_usage(
-    http: httpx2.AsyncClient, tmp_path: Path
+    http: HttpClient, tmp_path: Path
 ) -> None:
     provider = cli(http, [make_cli(tmp_path, "upper", UPPER)])
     done = await provider.complete(ask("three small words"))
@@ -192,7 +192,7 @@ async def test_the_answer_is_stdout_with_approximate_word_usage(
 )
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_the_model_is_the_call_s_then_the_config_s_then_the_executable_name(
-    http: httpx2.AsyncClient,
+    http: HttpClient,
     tmp_path: Path,
     config_model: str | None,
     call_model: str | None,
@@ -210,7 +210,7 @@ async def test_the_model_is_the_call_s_then_the_config_s_then_the_executable_nam
 
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_a_non_zero_exit_is_a_retriable_provider_error_with_code_and_stderr_tail(
-    http: httpx2.AsyncClient, tmp_path: Path, streaming: bool
+    http: HttpClient, tmp_path: Path, streaming: bool
 ) -> None:
     provider = cli(http, [make_cli(tmp_path, "fail", FAIL)])
     deltas, error = await failure(provider, ask("q"), streaming=streaming)
@@ -228,7 +228,7 @@ async def test_a_non_zero_exit_is_a_retriable_provider_error_with_code_and_stder
 
 @pytest.mark.parametrize("then", ["sys.exit(1)", "time.sleep(3600)"])
 async def test_config_env_values_never_appear_in_errors(
-    http: httpx2.AsyncClient, tmp_path: Path, then: str
+    http: HttpClient, tmp_path: Path, then: str
 ) -> None:
     body = f"""
         import os, sys, time
@@ -245,7 +245,7 @@ async def test_config_env_values_never_appear_in_errors(
 
 
 async def test_a_prompt_that_is_not_valid_unicode_is_sent_with_replacement(
-    http: httpx2.AsyncClient, tmp_path: Path
+    http: HttpClient, tmp_path: Path
 ) -> None:
     provider = cli(http, [make_cli(tmp_path, "cat", CAT)])
     assert (await provider.complete(ask("a\ud800b"))).text == "a?b"
@@ -253,7 +253,7 @@ async def test_a_prompt_that_is_not_valid_unicode_is_sent_with_replacement(
 
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_a_timeout_is_a_provider_timeout_and_the_group_is_killed(
-    http: httpx2.AsyncClient, tmp_path: Path, pid_file: Path, streaming: bool
+    http: HttpClient, tmp_path: Path, pid_file: Path, streaming: bool
 ) -> None:
     provider = cli(http, [make_cli(tmp_path, "hang", HANG), pid_file], timeout=400)
     _, error = await failure(provider, ask("q"), streaming=streaming)
@@ -267,7 +267,7 @@ async def test_a_timeout_is_a_provider_timeout_and_the_group_is_killed(
 
 
 async def test_output_past_the_cap_is_a_truncated_completion(
-    http: httpx2.AsyncClient, tmp_path: Path
+    http: HttpClient, tmp_path: Path
 ) -> None:
     provider = cli(http, [make_cli(tmp_path, "flood", FLOOD), 3 * MiB], maxOutputBytes=MiB)
     done = await provider.complete(ask("q"))
@@ -280,7 +280,7 @@ async def test_output_past_the_cap_is_a_truncated_completion(
 
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_a_character_cut_by_the_cap_is_dropped_not_replaced(
-    http: httpx2.AsyncClient, tmp_path: Path, streaming: bool
+    http: HttpClient, tmp_path: Path, streaming: bool
 ) -> None:
     # Five bytes of "ééé" (two bytes each) end in half an "é".
     provider = cli(http, [make_cli(tmp_path, "cat", CAT)], maxOutputBytes=5)
@@ -288,7 +288,7 @@ async def test_a_character_cut_by_the_cap_is_dropped_not_replaced(
 
 
 async def test_stream_yields_as_stdout_arrives_and_keeps_split_characters_whole(
-    http: httpx2.AsyncClient, tmp_path: Path
+    http: HttpClient, tmp_path: Path
 ) -> None:
     events: list[TextDelta | StreamEnd] = []
     with Gate(tmp_path / "gate") as gate:
@@ -309,7 +309,7 @@ async def test_stream_yields_as_stdout_arrives_and_keeps_split_characters_whole(
 
 
 async def test_closing_a_stream_early_kills_the_command(
-    http: httpx2.AsyncClient, tmp_path: Path, pid_file: Path
+    http: HttpClient, tmp_path: Path, pid_file: Path
 ) -> None:
     provider = cli(http, [make_cli(tmp_path, "hang", HANG), pid_file])
     async with aclosing(events_of(provider, ask("q"))) as stream:
@@ -323,7 +323,7 @@ async def test_closing_a_stream_early_kills_the_command(
 
 
 async def test_the_command_sees_config_env_over_the_inherited_environment(
-    http: httpx2.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    http: HttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MR_INHERITED", "inherited")
     monkeypatch.setenv("MR_BOTH", "inherited")
@@ -337,7 +337,7 @@ async def test_the_command_sees_config_env_over_the_inherited_environment(
     assert done.text == "MR_INHERITED=inherited\nMR_CONFIG=config\nMR_BOTH=config wins\n"
 
 
-async def test_the_command_runs_in_its_workdir(http: httpx2.AsyncClient, tmp_path: Path) -> None:
+async def test_the_command_runs_in_its_workdir(http: HttpClient, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     provider = cli(http, [make_cli(tmp_path, "pwd", PRINT_CWD)], workdir=str(work))
@@ -345,7 +345,7 @@ async def test_the_command_runs_in_its_workdir(http: httpx2.AsyncClient, tmp_pat
 
 
 async def test_a_missing_command_fails_the_call_with_command_not_found(
-    http: httpx2.AsyncClient, tmp_path: Path
+    http: HttpClient, tmp_path: Path
 ) -> None:
     provider = cli(http, [tmp_path / "nope"])
     _, error = await failure(provider, ask("q"), streaming=False)
@@ -355,7 +355,7 @@ async def test_a_missing_command_fails_the_call_with_command_not_found(
 
 
 async def test_ping_finds_the_executable_by_path_on_the_config_path_and_from_workdir(
-    http: httpx2.AsyncClient, tmp_path: Path
+    http: HttpClient, tmp_path: Path
 ) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -369,7 +369,7 @@ async def test_ping_finds_the_executable_by_path_on_the_config_path_and_from_wor
 
 @pytest.mark.parametrize("case", ["missing", "not executable", "no workdir"])
 async def test_ping_reports_an_unusable_command_as_not_retriable(
-    http: httpx2.AsyncClient, tmp_path: Path, case: str
+    http: HttpClient, tmp_path: Path, case: str
 ) -> None:
     tool = make_cli(tmp_path, "tool", CAT)
     if case == "missing":

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx2
 import pytest
 
 from core.errors import ModelReinsError
+from core.http_client import HttpClient
 from core.models import Usage
 from core.providers import provider_class
 from core.providers.ollama import OllamaConfig, OllamaProvider
@@ -15,7 +15,7 @@ from tests.fakes import Mode, fake_ollama
 from tests.providers.helpers import ask, drain, failure, refused_url
 
 
-def adapter(http: httpx2.AsyncClient, base_url: str, **keys: Any) -> OllamaProvider:
+def adapter(http: HttpClient, base_url: str, **keys: Any) -> OllamaProvider:
     config = OllamaConfig.model_validate(
         {"type": "ollama", "baseUrl": base_url, "model": "llama-test", **keys}
     )
@@ -32,7 +32,7 @@ def test_config_defaults_to_the_local_daemon() -> None:
     assert config.secret_fields() == ()
 
 
-async def test_complete_sends_a_native_chat_request(http: httpx2.AsyncClient) -> None:
+async def test_complete_sends_a_native_chat_request(http: HttpClient) -> None:
     async with fake_ollama(reply="Hi there") as up:
         provider = adapter(http, up.url, systemPrompt="be brief")
         done = await provider.complete(ask("hello"))
@@ -69,7 +69,7 @@ async def test_complete_sends_a_native_chat_request(http: httpx2.AsyncClient) ->
     ],
 )
 async def test_options_merge_config_then_call_and_max_tokens_becomes_num_predict(
-    http: httpx2.AsyncClient,
+    http: HttpClient,
     config_keys: dict[str, Any],
     call_keys: dict[str, Any],
     expected: dict[str, Any],
@@ -81,7 +81,7 @@ async def test_options_merge_config_then_call_and_max_tokens_becomes_num_predict
     assert request.json["options"] == expected
 
 
-async def test_no_options_means_no_options_object(http: httpx2.AsyncClient) -> None:
+async def test_no_options_means_no_options_object(http: HttpClient) -> None:
     async with fake_ollama() as up:
         await adapter(http, up.url).complete(ask())
         request = up.last
@@ -89,7 +89,7 @@ async def test_no_options_means_no_options_object(http: httpx2.AsyncClient) -> N
     assert "options" not in request.json
 
 
-async def test_stream_yields_ndjson_deltas_then_counts(http: httpx2.AsyncClient) -> None:
+async def test_stream_yields_ndjson_deltas_then_counts(http: HttpClient) -> None:
     async with fake_ollama(reply="one two three") as up:
         deltas, end = await drain(adapter(http, up.url), ask("a b"))
         request = up.last
@@ -100,7 +100,7 @@ async def test_stream_yields_ndjson_deltas_then_counts(http: httpx2.AsyncClient)
     assert end.usage == Usage(input_tokens=2, output_tokens=3)
 
 
-async def test_without_a_model_the_call_is_a_validation_error(http: httpx2.AsyncClient) -> None:
+async def test_without_a_model_the_call_is_a_validation_error(http: HttpClient) -> None:
     async with fake_ollama() as up:
         with pytest.raises(ModelReinsError) as caught:
             await adapter(http, up.url, model=None).complete(ask(model=None))
@@ -108,7 +108,7 @@ async def test_without_a_model_the_call_is_a_validation_error(http: httpx2.Async
     assert "provider 'ollama' has no default model" in caught.value.message
 
 
-async def test_the_call_model_overrides_the_config(http: httpx2.AsyncClient) -> None:
+async def test_the_call_model_overrides_the_config(http: HttpClient) -> None:
     async with fake_ollama() as up:
         done = await adapter(http, up.url, model=None).complete(ask(model="qwen"))
         request = up.last
@@ -134,7 +134,7 @@ FAILURES: list[tuple[Mode, bool, str, bool, list[str]]] = [
 
 @pytest.mark.parametrize(("mode", "streaming", "code", "retriable", "before"), FAILURES)
 async def test_upstream_failures_raise_classified(
-    http: httpx2.AsyncClient,
+    http: HttpClient,
     mode: Mode,
     streaming: bool,
     code: str,
@@ -147,7 +147,7 @@ async def test_upstream_failures_raise_classified(
     assert deltas == before
 
 
-async def test_an_error_line_in_the_stream_is_quoted(http: httpx2.AsyncClient) -> None:
+async def test_an_error_line_in_the_stream_is_quoted(http: HttpClient) -> None:
     async with fake_ollama(mode="midstream_error") as up:
         _, error = await failure(adapter(http, up.url), ask(), streaming=True)
     assert error.message == "upstream reported an error: in-band failure"
@@ -161,7 +161,7 @@ async def test_an_error_line_in_the_stream_is_quoted(http: httpx2.AsyncClient) -
     ],
 )
 async def test_silence_beyond_the_timeout_is_provider_timeout(
-    http: httpx2.AsyncClient, mode: Mode, streaming: bool, before: list[str]
+    http: HttpClient, mode: Mode, streaming: bool, before: list[str]
 ) -> None:
     async with fake_ollama(mode=mode) as up:
         provider = adapter(http, up.url, timeout=300)
@@ -171,14 +171,14 @@ async def test_silence_beyond_the_timeout_is_provider_timeout(
 
 
 @pytest.mark.parametrize("streaming", [False, True])
-async def test_connection_refused_is_retriable(http: httpx2.AsyncClient, streaming: bool) -> None:
+async def test_connection_refused_is_retriable(http: HttpClient, streaming: bool) -> None:
     with refused_url() as url:
         _, error = await failure(adapter(http, url), ask(), streaming=streaming)
     assert (error.code, error.retriable) == ("PROVIDER_ERROR", True)
     assert "connection refused" in error.message
 
 
-async def test_ping_lists_tags(http: httpx2.AsyncClient) -> None:
+async def test_ping_lists_tags(http: HttpClient) -> None:
     async with fake_ollama() as up:
         await adapter(http, up.url).ping()
         request = up.last
@@ -188,20 +188,20 @@ async def test_ping_lists_tags(http: httpx2.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("mode", "code"), [("error500", "PROVIDER_ERROR"), ("hang", "PROVIDER_TIMEOUT")]
 )
-async def test_ping_failure_is_classified(http: httpx2.AsyncClient, mode: Mode, code: str) -> None:
+async def test_ping_failure_is_classified(http: HttpClient, mode: Mode, code: str) -> None:
     async with fake_ollama(mode=mode) as up:
         with pytest.raises(ModelReinsError) as caught:
             await adapter(http, up.url, timeout=300).ping()
     assert caught.value.code == code
 
 
-async def test_ping_of_a_daemon_that_is_not_running_fails(http: httpx2.AsyncClient) -> None:
+async def test_ping_of_a_daemon_that_is_not_running_fails(http: HttpClient) -> None:
     with refused_url() as url, pytest.raises(ModelReinsError) as caught:
         await adapter(http, url).ping()
     assert (caught.value.code, caught.value.retriable) == ("PROVIDER_ERROR", True)
 
 
-async def test_finished_streams_leave_the_connection_reusable(http: httpx2.AsyncClient) -> None:
+async def test_finished_streams_leave_the_connection_reusable(http: HttpClient) -> None:
     async with fake_ollama() as up:
         provider = adapter(http, up.url)
         await drain(provider, ask())
@@ -209,7 +209,7 @@ async def test_finished_streams_leave_the_connection_reusable(http: httpx2.Async
     assert len({r.client_port for r in up.requests}) == 1
 
 
-async def test_queued_modes_apply_to_the_next_requests_only(http: httpx2.AsyncClient) -> None:
+async def test_queued_modes_apply_to_the_next_requests_only(http: HttpClient) -> None:
     async with fake_ollama(queue=["rate_limit", "error500"], reply="ok") as up:
         provider = adapter(http, up.url)
         first = await failure(provider, ask(), streaming=False)

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.errors import ModelReinsError
+from core.http_client import HttpClient
 from core.models import Usage
 from core.providers import provider_class
 from core.providers.base import TextDelta
@@ -28,7 +29,7 @@ from tests.providers.helpers import (
 )
 
 
-def adapter(http: httpx2.AsyncClient, base_url: str, **keys: Any) -> OpenAICompatProvider:
+def adapter(http: HttpClient, base_url: str, **keys: Any) -> OpenAICompatProvider:
     config = OpenAICompatConfig.model_validate(
         {"type": "openai-compat", "apiKey": KEY, "baseUrl": base_url, "model": "gpt-test", **keys}
     )
@@ -63,7 +64,7 @@ def test_config_trims_the_base_url_and_hides_the_key() -> None:
     assert KEY not in repr(config)
 
 
-async def test_complete_sends_a_chat_completions_request(http: httpx2.AsyncClient) -> None:
+async def test_complete_sends_a_chat_completions_request(http: HttpClient) -> None:
     async with fake_openai(reply="Hi there") as up:
         provider = adapter(http, up.url, systemPrompt="be brief", maxTokens=64)
         done = await provider.complete(ask("hello", options={"temperature": 0.3}))
@@ -86,7 +87,7 @@ async def test_complete_sends_a_chat_completions_request(http: httpx2.AsyncClien
     assert done.usage == Usage(input_tokens=3, output_tokens=2)
 
 
-async def test_auth_header_sends_the_key_under_that_name(http: httpx2.AsyncClient) -> None:
+async def test_auth_header_sends_the_key_under_that_name(http: HttpClient) -> None:
     async with fake_openai() as up:
         await adapter(http, up.url, authHeader="API-KEY").complete(ask())
         request = up.last
@@ -94,14 +95,14 @@ async def test_auth_header_sends_the_key_under_that_name(http: httpx2.AsyncClien
     assert "authorization" not in request.headers
 
 
-async def test_without_a_key_no_auth_header_is_sent(http: httpx2.AsyncClient) -> None:
+async def test_without_a_key_no_auth_header_is_sent(http: HttpClient) -> None:
     async with fake_openai() as up:
         await adapter(http, up.url, apiKey=None).complete(ask())
         request = up.last
     assert "authorization" not in request.headers
 
 
-async def test_options_never_replace_structural_fields(http: httpx2.AsyncClient) -> None:
+async def test_options_never_replace_structural_fields(http: HttpClient) -> None:
     async with fake_openai() as up:
         options = {"model": "x", "messages": [], "stream": True, "max_tokens": 7, "seed": 1}
         await adapter(http, up.url, maxTokens=64).complete(ask("hi", options=options))
@@ -115,7 +116,7 @@ async def test_options_never_replace_structural_fields(http: httpx2.AsyncClient)
     }
 
 
-async def test_stream_yields_deltas_then_usage(http: httpx2.AsyncClient) -> None:
+async def test_stream_yields_deltas_then_usage(http: HttpClient) -> None:
     async with fake_openai(reply="one two three") as up:
         deltas, end = await drain(adapter(http, up.url), ask("a b c d"))
         request = up.last
@@ -127,7 +128,7 @@ async def test_stream_yields_deltas_then_usage(http: httpx2.AsyncClient) -> None
     assert end.usage == Usage(input_tokens=4, output_tokens=3)
 
 
-async def test_stream_config_makes_complete_stream_upstream(http: httpx2.AsyncClient) -> None:
+async def test_stream_config_makes_complete_stream_upstream(http: HttpClient) -> None:
     async with fake_openai(reply="assembled from deltas") as up:
         done = await adapter(http, up.url, stream=True).complete(ask("x y"))
         request = up.last
@@ -137,7 +138,7 @@ async def test_stream_config_makes_complete_stream_upstream(http: httpx2.AsyncCl
     assert done.usage == Usage(input_tokens=2, output_tokens=3)
 
 
-async def test_without_a_model_the_call_is_a_validation_error(http: httpx2.AsyncClient) -> None:
+async def test_without_a_model_the_call_is_a_validation_error(http: HttpClient) -> None:
     async with fake_openai() as up:
         with pytest.raises(ModelReinsError) as caught:
             await adapter(http, up.url, model=None).complete(ask())
@@ -163,7 +164,7 @@ FAILURES: list[tuple[Mode, bool, str, bool, list[str]]] = [
 
 @pytest.mark.parametrize(("mode", "streaming", "code", "retriable", "before"), FAILURES)
 async def test_upstream_failures_raise_classified(
-    http: httpx2.AsyncClient,
+    http: HttpClient,
     mode: Mode,
     streaming: bool,
     code: str,
@@ -179,7 +180,7 @@ async def test_upstream_failures_raise_classified(
 
 @pytest.mark.parametrize("auth_header", [None, "API-KEY"])
 async def test_rejected_key_is_never_echoed(
-    http: httpx2.AsyncClient, auth_header: str | None
+    http: HttpClient, auth_header: str | None
 ) -> None:
     async with fake_openai(mode="unauthorized") as up:
         provider = adapter(http, up.url, authHeader=auth_header)
@@ -188,13 +189,13 @@ async def test_rejected_key_is_never_echoed(
     assert_no_secret(error)
 
 
-async def test_rate_limit_carries_retry_after(http: httpx2.AsyncClient) -> None:
+async def test_rate_limit_carries_retry_after(http: HttpClient) -> None:
     async with fake_openai(mode="rate_limit") as up:
         _, error = await failure(adapter(http, up.url), ask(), streaming=True)
     assert error.retry_after == 7.0
 
 
-async def test_malformed_answer_is_a_bad_upstream_payload(http: httpx2.AsyncClient) -> None:
+async def test_malformed_answer_is_a_bad_upstream_payload(http: HttpClient) -> None:
     async with fake_openai(mode="malformed") as up:
         _, error = await failure(adapter(http, up.url), ask(), streaming=False)
     assert error.message.startswith("bad upstream payload")
@@ -209,7 +210,7 @@ async def test_malformed_answer_is_a_bad_upstream_payload(http: httpx2.AsyncClie
     ],
 )
 async def test_silence_beyond_the_timeout_is_provider_timeout(
-    http: httpx2.AsyncClient, mode: Mode, streaming: bool, before: list[str]
+    http: HttpClient, mode: Mode, streaming: bool, before: list[str]
 ) -> None:
     async with fake_openai(mode=mode) as up:
         provider = adapter(http, up.url, timeout=300)
@@ -218,7 +219,7 @@ async def test_silence_beyond_the_timeout_is_provider_timeout(
     assert deltas == before
 
 
-async def test_stall_with_stream_config_times_out_in_complete(http: httpx2.AsyncClient) -> None:
+async def test_stall_with_stream_config_times_out_in_complete(http: HttpClient) -> None:
     async with fake_openai(mode="stall") as up:
         provider = adapter(http, up.url, timeout=300, stream=True)
         _, error = await failure(provider, ask(), streaming=False)
@@ -228,7 +229,7 @@ async def test_stall_with_stream_config_times_out_in_complete(http: httpx2.Async
 async def test_abandoned_stream_releases_its_connection() -> None:
     # One connection in the pool: if the stalled stream kept it, the next call could not run.
     async with (
-        httpx2.AsyncClient(trust_env=False, limits=httpx2.Limits(max_connections=1)) as http,
+        HttpClient(max_connections=1) as http,
         fake_openai(mode="stall") as up,
     ):
         provider = adapter(http, up.url, timeout=5000)
@@ -241,14 +242,14 @@ async def test_abandoned_stream_releases_its_connection() -> None:
     assert done.text == "next"
 
 
-async def test_connection_refused_is_retriable(http: httpx2.AsyncClient) -> None:
+async def test_connection_refused_is_retriable(http: HttpClient) -> None:
     with refused_url() as url:
         _, error = await failure(adapter(http, url + "/v1"), ask(), streaming=False)
     assert (error.code, error.retriable) == ("PROVIDER_ERROR", True)
     assert "connection refused" in error.message
 
 
-async def test_a_key_that_cannot_be_a_header_never_leaks(http: httpx2.AsyncClient) -> None:
+async def test_a_key_that_cannot_be_a_header_never_leaks(http: HttpClient) -> None:
     async with fake_openai() as up:
         provider = adapter(http, up.url, apiKey=f"{KEY}\r\nx-evil: 1")
         _, error = await failure(provider, ask(), streaming=False)
@@ -259,7 +260,7 @@ async def test_a_key_that_cannot_be_a_header_never_leaks(http: httpx2.AsyncClien
 
 @pytest.mark.parametrize("auth_header", [None, "API-KEY"])
 async def test_ping_lists_models_with_the_same_auth(
-    http: httpx2.AsyncClient, auth_header: str | None
+    http: HttpClient, auth_header: str | None
 ) -> None:
     async with fake_openai() as up:
         await adapter(http, up.url, authHeader=auth_header).ping()
@@ -278,7 +279,7 @@ async def test_ping_lists_models_with_the_same_auth(
     ],
 )
 async def test_ping_failure_is_classified(
-    http: httpx2.AsyncClient, mode: Mode, code: str, retriable: bool
+    http: HttpClient, mode: Mode, code: str, retriable: bool
 ) -> None:
     async with fake_openai(mode=mode) as up:
         with pytest.raises(ModelReinsError) as caught:
@@ -302,7 +303,7 @@ def test_the_fake_serves_sync_clients_from_a_thread_and_releases_hangs() -> None
 
 @pytest.mark.parametrize("value", [float("nan"), datetime(2026, 1, 1, tzinfo=UTC), {1, 2}])
 async def test_options_json_cannot_carry_are_a_validation_error(
-    http: httpx2.AsyncClient, value: object
+    http: HttpClient, value: object
 ) -> None:
     async with fake_openai() as up:
         with pytest.raises(ModelReinsError) as caught:
@@ -314,7 +315,7 @@ async def test_options_json_cannot_carry_are_a_validation_error(
     assert details[0]["path"] == "options"
 
 
-async def test_finished_streams_leave_the_connection_reusable(http: httpx2.AsyncClient) -> None:
+async def test_finished_streams_leave_the_connection_reusable(http: HttpClient) -> None:
     async with fake_openai() as up:
         provider = adapter(http, up.url, stream=True)
         await provider.complete(ask())
