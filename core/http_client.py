@@ -45,7 +45,8 @@ from urllib.parse import urlsplit
 import httptools
 import httpx2
 
-__all__ = ["BUFFER_HIGH", "HttpClient", "Response", "StreamedResponse", "Target"]
+__all__ = ["BUFFER_HIGH", "Headers", "HttpClient", "Response", "StreamedResponse", "Target",
+           "encode_headers"]
 
 BUFFER_HIGH = 1 << 20
 """Bytes of an answer buffered before the socket is paused until the reader catches up."""
@@ -86,6 +87,11 @@ class Target:
     @property
     def origin(self) -> tuple[str, str, int]:
         return self.scheme, self.host, self.port
+
+
+Headers = Sequence[tuple[str, str]] | bytes
+"""A request's headers: name-value pairs, or lines already made by :func:`encode_headers`
+(callers that send the same headers every time encode them once)."""
 
 
 def encode_headers(headers: Sequence[tuple[str, str]]) -> bytes:
@@ -167,6 +173,9 @@ class _Connection(asyncio.Protocol):
         self.used = False
         self.idle_since = 0.0
         self._paused = False
+        self._loop = asyncio.get_running_loop()
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol
 
@@ -195,6 +204,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._ended(exc)
 
     # -- httptools callbacks
@@ -247,20 +259,36 @@ class _Connection(asyncio.Protocol):
         return self.exchange
 
     async def wait(self, exchange: _Exchange, timeout: float | None) -> None:
-        """Until something new arrives for ``exchange`` (or it fails)."""
+        """Until something new arrives for ``exchange`` (or it fails, or ``timeout``
+        seconds pass: ReadTimeout)."""
         if exchange.error is not None:
             raise exchange.error
-        loop = asyncio.get_running_loop()
-        waiter = exchange.waiter = loop.create_future()
-        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        waiter = exchange.waiter = self._loop.create_future()
+        if timeout is not None:
+            # One lazy timer per connection rather than one per wait: it fires at the
+            # deadline it was set for and, if a later wait moved the deadline, re-arms.
+            self._deadline = self._loop.time() + timeout
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._deadline, self._check_deadline)
         try:
             await waiter
         finally:
             exchange.waiter = None
-            if timer is not None:
-                timer.cancel()
+            self._deadline = None
         if exchange.error is not None:
             raise exchange.error
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.closed:
+            return
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._check_deadline)
+            return
+        waiter = self.exchange.waiter if self.exchange is not None else None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(httpx2.ReadTimeout("timed out waiting for the answer"))
 
     def take(self, exchange: _Exchange) -> bytes:
         data = b"".join(exchange.chunks)
@@ -278,6 +306,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
 
@@ -309,11 +340,6 @@ class _Connection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is not None and exchange.waiter is not None and not exchange.waiter.done():
             exchange.waiter.set_result(None)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(httpx2.ReadTimeout("timed out waiting for the answer"))
 
 
 @dataclass
@@ -408,43 +434,60 @@ class HttpClient:
             self._ssl = context
         return self._ssl
 
-    async def request(self, method: str, target: Target, headers: Sequence[tuple[str, str]],
+    async def request(self, method: str, target: Target, headers: Headers,
                       body: bytes = b"", *, timeout: float | None = None) -> Response:
         """Send a request and read the whole answer."""
-        async with self.stream(method, target, headers, body, timeout=timeout) as response:
-            content = await response.aread()
-            return Response(response.status_code, response.headers, content)
+        conn, exchange = await self._open(method, target, headers, body, timeout)
+        try:
+            response = StreamedResponse(conn, exchange, timeout)
+            return Response(response.status_code, response.headers, await response.aread())
+        finally:
+            self._release(conn)
+            self._free(target.origin)
 
     @asynccontextmanager
-    async def stream(self, method: str, target: Target, headers: Sequence[tuple[str, str]],
+    async def stream(self, method: str, target: Target, headers: Headers,
                      body: bytes = b"", *, timeout: float | None = None,
                      ) -> AsyncIterator[StreamedResponse]:
         """Send a request; the block reads the answer. The connection goes back to the pool
         if the answer was read to its end, else it is closed."""
+        conn, exchange = await self._open(method, target, headers, body, timeout)
+        try:
+            yield StreamedResponse(conn, exchange, timeout)
+        finally:
+            self._release(conn)
+            self._free(target.origin)
+
+    async def _open(self, method: str, target: Target, headers: Headers, body: bytes,
+                    timeout: float | None) -> tuple[_Connection, _Exchange]:
+        """A connection slot taken, the request sent and the answer's head received; the
+        caller releases the connection and frees the slot."""
         if self._closed:
             raise httpx2.LocalProtocolError("the client is closed")
         data = self._encode(method, target, headers, body)
-        origin = target.origin
-        await self._acquire(origin, timeout)
-        conn: _Connection | None = None
+        await self._acquire(target.origin, timeout)
         try:
             conn, exchange = await self._send(target, data, timeout)
+        except BaseException:
+            self._free(target.origin)
+            raise
+        try:
             while not exchange.head_done:
                 await conn.wait(exchange, timeout)
-            yield StreamedResponse(conn, exchange, timeout)
-        finally:
-            if conn is not None:
-                self._release(conn)
-            self._free(origin)
+        except BaseException:
+            self._release(conn)
+            self._free(target.origin)
+            raise
+        return conn, exchange
 
     @staticmethod
-    def _encode(method: str, target: Target, headers: Sequence[tuple[str, str]],
-                body: bytes) -> bytes:
+    def _encode(method: str, target: Target, headers: Headers, body: bytes) -> bytes:
         head = (f"{method} {target.path} HTTP/1.1\r\nhost: {target.authority}\r\n"
                 f"user-agent: {_USER_AGENT}\r\naccept: */*\r\n").encode("latin-1")
         length = b"content-length: %d\r\n" % len(body) if body or method in (
             "POST", "PUT", "PATCH") else b""
-        return b"".join((head, encode_headers(headers), length, b"\r\n", body))
+        lines = headers if isinstance(headers, bytes) else encode_headers(headers)
+        return b"".join((head, lines, length, b"\r\n", body))
 
     async def _send(self, target: Target, data: bytes, timeout: float | None
                     ) -> tuple[_Connection, _Exchange]:

@@ -79,6 +79,9 @@ async def error_response(send: Send, exc: ModelReinsError,
     await send({"type": "http.response.body", "body": body})
 
 
+_USERS_KEPT = 1024
+
+
 class BearerAuth:
     """Authenticate requests on protected paths; others pass untouched."""
 
@@ -89,6 +92,7 @@ class BearerAuth:
         self.protected = protected
         self.require_token = require_token
         self._local = PrincipalUser(LOCAL)
+        self._users: dict[Principal, tuple[PrincipalUser, AuthCredentials]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.protected(scope["path"]):
@@ -108,9 +112,16 @@ class BearerAuth:
                 challenge += ', error="invalid_token"'
             await error_response(send, exc, {"WWW-Authenticate": challenge})
             return
-        scope["user"] = PrincipalUser(principal)
-        scope["auth"] = AuthCredentials(sorted(principal.scopes))
+        scope["user"], scope["auth"] = self._users.get(principal) or self._remember(principal)
         await self.app(scope, receive, send)
+
+    def _remember(self, principal: Principal) -> tuple[PrincipalUser, AuthCredentials]:
+        # Callers are few and repeat: their request-scope objects are made once each.
+        if len(self._users) >= _USERS_KEPT:
+            self._users.clear()
+        made = self._users[principal] = (PrincipalUser(principal),
+                                         AuthCredentials(sorted(principal.scopes)))
+        return made
 
 
 def request_principal(ctx: Context) -> Principal:

@@ -8,7 +8,7 @@ import json
 import re
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -21,7 +21,14 @@ from core.errors import (
     ProviderError,
     field_error,
 )
-from core.http_client import HttpClient, Response, StreamedResponse, Target
+from core.http_client import (
+    Headers,
+    HttpClient,
+    Response,
+    StreamedResponse,
+    Target,
+    encode_headers,
+)
 from core.models import Message
 from core.providers.base import (
     Completion,
@@ -187,7 +194,11 @@ class HttpProvider(Provider):
         )
         self.timeout = config.timeout_s
         self.host = host_of(config.base_url)
-        self.headers = [("content-type", "application/json"), *self.auth_headers().items()]
+        # Encoded once: a header value that cannot be sent fails each call (classified).
+        self.headers: Headers = [("content-type", "application/json"),
+                                 *self.auth_headers().items()]
+        with suppress(httpx2.LocalProtocolError):
+            self.headers = encode_headers(self.headers)
         self._urls: dict[str, Target] = {}
 
     @abstractmethod
