@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -160,10 +160,26 @@ def _render(endpoint: Endpoint, result: BaseModel | Response | None) -> Response
                     headers=headers, media_type="application/json")
 
 
+def _empty_query(model: type[BaseModel] | None) -> tuple[bool, BaseModel | None]:
+    """What an empty query string parses to, when it can be computed once and shared (the
+    model is frozen and accepts no parameters): ``(True, value)``; else ``(False, None)``."""
+    if model is None:
+        return True, None
+    if not model.model_config.get("frozen"):
+        return False, None
+    try:
+        return True, model.model_validate({})
+    except ValidationError:
+        return False, None
+
+
 @dataclass
 class _Runner:
     endpoint: Endpoint
     ctx: AppContext
+
+    def __post_init__(self) -> None:
+        self.shared_empty, self.empty_query = _empty_query(self.endpoint.query)
 
     async def __call__(self, request: Request) -> Response:
         endpoint = self.endpoint
@@ -173,7 +189,10 @@ class _Runner:
                 raise Unauthorized("no authenticated caller on this request")
             if endpoint.scope is not None:
                 caller.require(endpoint.scope)
-        query = parse_query(request.query_params, endpoint.query)
+        if self.shared_empty and not request.scope.get("query_string"):
+            query = self.empty_query
+        else:
+            query = parse_query(request.query_params, endpoint.query)
         body = None
         if endpoint.body_media == JSON:
             body = await parse_body(request, endpoint.body, self.ctx.config.max_body_bytes,

@@ -21,7 +21,8 @@ T = TypeVar("T")
 class QueryModel(BaseModel):
     """Base of query-string models: camelCase names, unknown parameters refused."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
 
 
 class Paging(QueryModel):
