@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.audit import AuditLog
 from core.clock import Clock, to_ms
@@ -37,9 +37,19 @@ from core.models import Attempt, DispatchRecord, DispatchRequest, ErrorInfo, Mes
 from core.providers import Completion, Provider, ProviderCall, StreamEnd, TextDelta
 from core.store import Store
 
-__all__ = ["DispatchEvent", "Dispatcher", "Fallback"]
+__all__ = ["DispatchEvent", "Dispatcher", "Fallback", "Plan"]
 
 log = logging.getLogger("modelreins.dispatch")
+
+
+class Plan(NamedTuple):
+    """A request checked and resolved (:meth:`Dispatcher.plan`), ready to serve."""
+
+    call: ProviderCall
+    prompt: str
+    """The text recorded as the dispatch's prompt: the last user message."""
+    chain: tuple[str, ...]
+    """The providers to try, in order: the chosen one, then the fallbacks."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,12 @@ class Dispatcher:
                             options=dict(req.options))
         return call, messages[-1].content
 
+    def plan(self, req: DispatchRequest, allowed: frozenset[str] | None = None) -> Plan:
+        """``req`` checked and resolved once (validation errors raise here): what to send,
+        what to record, and the providers to try in order."""
+        call, prompt = self.call_for(req)
+        return Plan(call, prompt, tuple(self.chain(req.provider, allowed)))
+
     def _record(self, dispatch_id: str, prompt: str, **fields: Any) -> DispatchRecord:
         return DispatchRecord(id=dispatch_id, prompt=prompt, created_at=to_ms(self.clock.now()),
                               **fields)
@@ -147,9 +163,12 @@ class Dispatcher:
         allowed: frozenset[str] | None = None, actor: str = "local",
     ) -> DispatchRecord:
         """Serve ``req`` in one piece; raises the last failure after recording it."""
-        call, prompt = self.call_for(req)
-        chain = self.chain(req.provider, allowed)
-        dispatch_id = dispatch_id or new_id("dsp")
+        return await self.run(self.plan(req, allowed), dispatch_id or new_id("dsp"), actor)
+
+    async def run(self, plan: Plan, dispatch_id: str, actor: str) -> DispatchRecord:
+        """Serve a planned request under ``dispatch_id``; raises the last failure after
+        recording it."""
+        call, prompt, chain = plan
         attempts: list[Attempt] = []
         started = time.perf_counter()
         for i, name in enumerate(chain):
@@ -181,8 +200,7 @@ class Dispatcher:
         allowed: frozenset[str] | None = None, actor: str = "local",
     ) -> AsyncGenerator[DispatchEvent, None]:
         """Deltas as they come, :class:`Fallback` notices, and finally the stored record."""
-        call, prompt = self.call_for(req)
-        chain = self.chain(req.provider, allowed)
+        call, prompt, chain = self.plan(req, allowed)
         dispatch_id = dispatch_id or new_id("dsp")
         attempts: list[Attempt] = []
         started = time.perf_counter()

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -28,7 +29,7 @@ from core.auth import TokenService
 from core.bootstrap import ensure_home
 from core.clock import Clock, SystemClock
 from core.config import Settings, home_dir, load_settings
-from core.dispatch import Dispatcher, DispatchEvent
+from core.dispatch import Dispatcher, DispatchEvent, Plan
 from core.errors import ModelReinsError, NotFound, error_from_wire
 from core.fleet import FleetService
 from core.health import HealthTracker
@@ -58,10 +59,20 @@ class DispatchHandle:
     """A dispatch running in the engine's background; ``done`` fires when it is recorded."""
 
     id: str
-    running: DispatchRecord
+    prompt: str
+    provider: str
+    """The provider it went to first."""
+    started_at: datetime
     done: anyio.Event = field(default_factory=anyio.Event)
     record: DispatchRecord | None = None
     error: ModelReinsError | None = None
+
+    @property
+    def running(self) -> DispatchRecord:
+        """The placeholder shown until it is recorded (built only when asked for: most
+        dispatches finish inside their caller's wait and are never shown running)."""
+        return DispatchRecord(id=self.id, status="running", prompt=self.prompt,
+                              provider=self.provider, created_at=self.started_at)
 
     def outcome(self) -> DispatchRecord:
         """The finished record (raises its error), or the running placeholder."""
@@ -222,23 +233,16 @@ class Engine:
     def start_dispatch(self, req: DispatchRequest, *, principal: Principal = LOCAL,
                        dispatch_id: str | None = None) -> DispatchHandle:
         """Start ``req`` in the background; validation errors raise here, at once."""
-        self.dispatcher.call_for(req)
-        first = self.dispatcher.chain(req.provider, principal.providers)[0]
+        plan = self.dispatcher.plan(req, principal.providers)
         dispatch_id = dispatch_id or new_id("dsp")
-        prompt = req.prompt if req.prompt is not None else (req.messages or [])[-1].content
-        handle = DispatchHandle(dispatch_id, DispatchRecord(
-            id=dispatch_id, status="running", prompt=prompt, provider=first,
-            created_at=self.clock.now()))
+        handle = DispatchHandle(dispatch_id, plan.prompt, plan.chain[0], self.clock.now())
         self._inflight[dispatch_id] = handle
-        self.task_group.start_soon(self._run_handle, handle, req, principal)
+        self.task_group.start_soon(self._run_handle, handle, plan, principal.actor)
         return handle
 
-    async def _run_handle(
-        self, handle: DispatchHandle, req: DispatchRequest, principal: Principal
-    ) -> None:
+    async def _run_handle(self, handle: DispatchHandle, plan: Plan, actor: str) -> None:
         try:
-            handle.record = await self.dispatcher.dispatch(
-                req, dispatch_id=handle.id, allowed=principal.providers, actor=principal.actor)
+            handle.record = await self.dispatcher.run(plan, handle.id, actor)
         except ModelReinsError as exc:
             handle.error = exc
         finally:

@@ -207,6 +207,26 @@ async def test_wait_budget_returns_result_when_fast(engine: Engine) -> None:
     assert record.status == "success"
 
 
+async def test_wait_budget_checks_the_request_at_once_and_keeps_its_restrictions(
+    engine: Engine, providers: dict[str, ScriptedProvider]
+) -> None:
+    only_backup = Principal(name="t", kind="user", scopes=frozenset({"dispatch"}),
+                            providers=frozenset({"backup"}))
+    with pytest.raises(Forbidden):
+        await engine.dispatch(req(), wait_s=5, principal=only_backup)
+    with pytest.raises(NotFound):
+        await engine.dispatch(req(provider="nope"), wait_s=5)
+    with pytest.raises(ValidationFailed):
+        await engine.dispatch(DispatchRequest(), wait_s=5)
+    assert (await engine.history()).total == 0, "nothing started, nothing recorded"
+    providers["backup"].steps = [Step(error=ProviderError("down"))]
+    with pytest.raises(ProviderError):
+        await engine.dispatch(req(provider="backup"), wait_s=5, principal=only_backup)
+    assert providers["spare"].calls == [], "the background run keeps to the allowed providers"
+    [failed] = (await engine.history()).items
+    assert (failed.status, failed.provider) == ("error", "backup")
+
+
 async def test_unexpected_provider_bug_becomes_provider_error(
     engine: Engine, providers: dict[str, ScriptedProvider]
 ) -> None:

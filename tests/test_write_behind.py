@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from core.config import parse_settings
 from core.engine import Engine
@@ -85,4 +87,50 @@ async def test_gathered_rows_commit_without_a_reader() -> None:
         writes.submit(1)
         with anyio.fail_after(5):
             await written.wait()
+        tg.cancel_scope.cancel()
+
+
+async def test_a_reader_arriving_during_a_commit_gets_the_rows_queued_meanwhile_at_once() -> None:
+    batches: list[list[int]] = []
+    writing, release = threading.Event(), threading.Event()
+
+    def write(rows: Sequence[int]) -> None:
+        writing.set()
+        release.wait(5)
+        batches.append(list(rows))
+
+    writes = WriteBehind(write, gather_s=3600)
+    async with anyio.create_task_group() as tg:
+        await tg.start(writes.run)
+        writes.submit(1)
+        tg.start_soon(writes.drain)  # ends the first gathering: [1] goes to the thread
+        assert await anyio.to_thread.run_sync(writing.wait, 5)
+        writes.submit(2)
+        release.set()
+        with anyio.fail_after(5):
+            await writes.drain()  # no second hour-long gathering for [2]
+        assert batches == [[1], [2]]
+        tg.cancel_scope.cancel()
+
+
+async def test_rows_keep_committing_while_they_come_and_after_a_quiet_spell() -> None:
+    batches: list[list[int]] = []
+    committed = [anyio.Event() for _ in range(3)]
+
+    def written(rows: Sequence[int]) -> None:
+        batches.append(list(rows))
+        committed[len(batches) - 1].set()
+
+    writes = WriteBehind(lambda rows: None, written, gather_s=0.001)
+    async with anyio.create_task_group() as tg:
+        await tg.start(writes.run)
+        with anyio.fail_after(5):
+            writes.submit(1)
+            await committed[0].wait()
+            writes.submit(2)  # while the writer still gathers on its own clock
+            await committed[1].wait()
+            await anyio.sleep(0.05)  # many empty gatherings: the writer goes back to sleep
+            writes.submit(3)  # so this row has to wake it
+            await committed[2].wait()
+        assert batches == [[1], [2], [3]]
         tg.cancel_scope.cancel()

@@ -88,6 +88,8 @@ class Assignment:
     held: bool
     choice: Choice
     basis: _Basis
+    row: JobRow | None = None
+    """The job as assigned, when known (what a long-polling worker is then told)."""
 
     @cached_property
     def explanation(self) -> Explanation:
@@ -146,6 +148,8 @@ class Allocator:
     def __init__(self, ctx: QueueContext) -> None:
         self.ctx = ctx
         self._stats: tuple[datetime, dict[str, StatsRow]] | None = None
+        self._by_id: tuple[dict[str, StatsRow], dict[str, WorkerStats]] = ({}, {})
+        """The last stats read, and the router's form of each worker's."""
         self._views: dict[str, _Built] = {}
 
     def forget_stats(self) -> None:
@@ -163,27 +167,31 @@ class Allocator:
 
     async def snapshot(self) -> Snapshot:
         store, now = self.ctx.store, self.ctx.now()
-        rows = await store.workers.all(include_revoked=False)
-        held = await store.jobs.in_hand()
+        rows, held = await store.workers.fleet_now()
         by_id = await self._worker_stats(now)
         sessions = any(c.risk_tier == "session" for r in rows for c in r.capabilities)
         grants = await store.jobs.session_grants() if sessions else {}
+        if self._by_id[0] is not by_id:
+            self._by_id = (by_id, {worker_id: WorkerStats(s.done_30d, s.failed_30d,
+                                                          s.failures_1h)
+                                   for worker_id, s in by_id.items()})
+        routed = self._by_id[1]
         views: dict[str, WorkerView] = {}
         stats: dict[str, WorkerStats] = {}
         for row in rows:
             views[row.name] = self._view(row, held.get(row.name, _NONE_HELD),
                                          grants.get(row.id, _NO_GRANTS))
-            s = by_id.get(row.id)
+            s = routed.get(row.id)
             if s is not None:
-                stats[row.name] = WorkerStats(s.done_30d, s.failed_30d, s.failures_1h)
+                stats[row.name] = s
         if len(self._views) > len(views):
             self._views = {name: self._views[name] for name in views}
         return Snapshot(now=now, views=views, stats=stats, held=held)
 
     def _view(self, row: WorkerRow, held: InHand, grants: frozenset[str]) -> WorkerView:
         built = self._views.get(row.name)
-        if built is not None and built.row is row and built.held == held \
-                and built.grants == grants:
+        if built is not None and built.row is row \
+                and (built.held is held or built.held == held) and built.grants == grants:
             return built.view
         view = worker_view(row, held, grants)
         self._views[row.name] = _Built(row, held, grants, view)
@@ -258,17 +266,19 @@ class Allocator:
         snap.took(choice.chosen)
         return Assignment(row.id, choice.chosen, False, choice, basis)
 
-    async def placed(self, job_id: int, choice: Choice, basis: _Basis, *, held: bool,
+    async def placed(self, row: JobRow, choice: Choice, basis: _Basis, *, held: bool,
                      snap: Snapshot) -> None:
         """Announce a routing decision applied outside a pass (at submission)."""
         if choice.chosen is not None and not held:
             snap.took(choice.chosen)
-        await self._announce([Assignment(job_id, choice.chosen, held, choice, basis)])
+        await self._announce([Assignment(row.id, choice.chosen, held, choice, basis, row)])
 
     async def _announce(self, placed: list[Assignment]) -> None:
         for a in placed:
             if a.worker is not None and not a.held:
-                self.ctx.changes.notify(inbox_key(a.worker))
+                self.ctx.changes.notify(inbox_key(a.worker), a.row)
+        if self.ctx.audit_sink is None:
+            return
         for a in placed:
             details: dict[str, Any] = {"worker": a.worker, "risk_tier": a.choice.job.risk_tier}
             if a.score is not None:

@@ -116,11 +116,11 @@ class JobService:
                        provider=spec.provider, urgency=spec.urgency)
         choice, basis = self.allocator.choose(view, snap)
         held = choice.needs_approval
+        assign_to = None if held else choice.chosen
+        if spec.input is not None:
+            _require_json("input", spec.input)
         # Routed as it is inserted (one transaction) — unless older jobs are waiting: then
         # it queues up behind them and the pass below serves them first.
-        backlog = await self.ctx.store.jobs.has_queued()
-        assign_to = choice.chosen if not (held or backlog) else None
-        _require_json("input", spec.input)
         row = await self.ctx.store.jobs.add(NewJob(
             prompt=spec.prompt, input=spec.input, tags=view.tags,
             capability=spec.capability, provider=spec.provider, model=spec.model,
@@ -137,13 +137,13 @@ class JobService:
             details.update(prompt=row.prompt, input=row.input)
         await self.ctx.audit(actor.actor, "job.submit", _target(row.id), details)
         if held or (assign_to is not None and row.assigned_to == assign_to):
-            await self.allocator.placed(row.id, choice, basis, held=held, snap=snap)
+            await self.allocator.placed(row, choice, basis, held=held, snap=snap)
             return job_model(row)
-        if backlog or assign_to is not None:
-            # Behind a backlog, or the chosen worker filled up meanwhile (another process).
-            placed = await self.allocator.assign_pending(None if assign_to else snap)
-            if any(a.job_id == row.id for a in placed):
-                return await self.get(row.id)
+        # Behind a backlog, or the chosen worker filled up meanwhile (another process), or
+        # no worker could take it now: a pass routes what can go somewhere.
+        placed = await self.allocator.assign_pending(snap if assign_to is None else None)
+        if any(a.job_id == row.id for a in placed):
+            return await self.get(row.id)
         return job_model(row)
 
     async def update(self, job_id: int, patch: JobPatch, *, actor: Principal) -> Job:

@@ -1,9 +1,11 @@
 """In-process change notifications, so edges wake promptly instead of polling.
 
-A waiter takes the event for a key *before* it reads the store, then waits on it; a change
-sets and drops the event, so nothing that happens between the read and the wait is missed.
-Other processes sharing the store cannot set these events: waiters also re-read the store
-at a bounded interval.
+A waiter takes the :class:`Watch` for a key *before* it reads the store, then waits on it; a
+change fires and drops the watch, so nothing that happens between the read and the wait is
+missed. A notification may carry what changed (a job just assigned): a waiter whose watch
+was fired only by such notifications has all it needs, and skips reading the store again.
+Other processes sharing the store cannot fire these watches: waiters also re-read the
+store at a bounded interval.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 import anyio
+import anyio.lowlevel
 
-__all__ = ["Changes", "inbox_key", "job_key"]
+__all__ = ["Changes", "Watch", "inbox_key", "job_key"]
 
 
 def inbox_key(worker: str) -> tuple[str, str]:
@@ -24,49 +27,83 @@ def job_key(job_id: int) -> tuple[str, int]:
     return ("job", job_id)
 
 
-class Changes:
-    """Keyed one-shot events: :meth:`watch` a key, :meth:`notify` it."""
+class Watch:
+    """The next notification of one key, shared by everyone watching it meanwhile."""
+
+    __slots__ = ("_event", "complete", "fired", "items")
 
     def __init__(self) -> None:
-        self._events: dict[Hashable, anyio.Event] = {}
+        # Made on the first wait only: most watches of a busy inbox end without waiting.
+        self._event: anyio.Event | None = None
+        self.fired = False
+        self.items: list[object] = []
+        """What the notifications carried."""
+        self.complete = True
+        """False once a notification carried nothing: :attr:`items` is not all that changed."""
+
+    def fire(self, item: object | None) -> None:
+        if item is None:
+            self.complete = False
+        else:
+            self.items.append(item)
+        self.fired = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Return once the watch has fired."""
+        if self.fired:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
+class Changes:
+    """Keyed one-shot watches: :meth:`watch` a key, :meth:`notify` it."""
+
+    def __init__(self) -> None:
+        self._watches: dict[Hashable, Watch] = {}
         self._watchers: dict[Hashable, int] = {}
 
     @contextmanager
-    def watch(self, key: Hashable) -> Iterator[anyio.Event]:
-        """The event the next :meth:`notify` of ``key`` sets (dropped when unwatched)."""
-        event = self._events.get(key)
-        if event is None:
-            event = self._events[key] = anyio.Event()
+    def watch(self, key: Hashable) -> Iterator[Watch]:
+        """The watch the next :meth:`notify` of ``key`` fires (dropped when unwatched)."""
+        watch = self._watches.get(key)
+        if watch is None:
+            watch = self._watches[key] = Watch()
         self._watchers[key] = self._watchers.get(key, 0) + 1
         try:
-            yield event
+            yield watch
         finally:
             left = self._watchers[key] - 1
             if left:
                 self._watchers[key] = left
             else:
                 del self._watchers[key]
-                if self._events.get(key) is event:
-                    del self._events[key]
+                if self._watches.get(key) is watch:
+                    del self._watches[key]
 
     def watching(self, key: Hashable) -> int:
         """How many waiters watch ``key`` right now (diagnostics, and tests that must know
         a long-poll is in flight)."""
         return self._watchers.get(key, 0)
 
-    def notify(self, key: Hashable) -> None:
-        event = self._events.pop(key, None)
-        if event is not None:
-            event.set()
+    def notify(self, key: Hashable, item: object | None = None) -> None:
+        """Fire ``key``'s watch, telling its waiters ``item`` (if given) changed."""
+        watch = self._watches.pop(key, None)
+        if watch is not None:
+            watch.fire(item)
 
     def notify_all(self) -> None:
-        events, self._events = self._events, {}
-        for event in events.values():
-            event.set()
+        watches, self._watches = self._watches, {}
+        for watch in watches.values():
+            watch.fire(None)
 
     async def wait(self, key: Hashable, timeout_s: float) -> bool:
         """Wait for the next notification of ``key``; False on timeout."""
-        with self.watch(key) as event, anyio.move_on_after(timeout_s):
-            await event.wait()
+        with self.watch(key) as watch, anyio.move_on_after(timeout_s):
+            await watch.wait()
             return True
         return False

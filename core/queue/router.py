@@ -317,11 +317,50 @@ def choose(
     now: datetime, presence_window: timedelta,
 ) -> Choice:
     """The decision :func:`explain` makes for ``job``, computed from the eligible workers
-    alone."""
-    best = min((_candidate(job, w, stats, now) for w in workers
-                if eligible(job, w, now, presence_window)),
-               key=_rank_key(job), default=None)
-    return _decide(job, best)
+    alone.
+
+    It runs for every submission, so it computes each eligible worker's rank key in one
+    pass, with :func:`eligible`, :func:`score` and :func:`rank` written out inline (the
+    same arithmetic in the same order, so the same floats), and builds a
+    :class:`Candidate` for the winner only."""
+    wanted = set(job.tags)
+    capability, provider = job.capability, job.provider
+    session = job.risk_tier == "session"
+    best: WorkerView | None = None
+    best_key: tuple[bool, float, bool, float, str] | None = None
+    for w in workers:
+        if (w.state in _BARRED or w.in_hand >= w.capacity
+                or (capability is not None and capability not in w.capabilities)
+                or (provider is not None and w.provider != provider)):
+            continue
+        seen, lease = w.last_seen, w.lease_until
+        if not ((w.presence != "offline" and seen is not None
+                 and now - seen <= presence_window)
+                or (lease is not None and lease > now)):
+            continue
+        s = stats.get(w.name, _NO_STATS)
+        tags = len(wanted.intersection(w.tags)) / len(wanted) if wanted else 1.0
+        done = s.done_30d
+        track = (done + PRIOR_SUCCESSES) / (done + s.failed_30d + PRIOR_SUCCESSES
+                                            + PRIOR_FAILURES)
+        load = 1.0 if w.capacity <= 0 else min(1.0, w.in_hand / w.capacity)
+        penalty: float = 0
+        if s.failures_1h:
+            penalty += min(MAX_FAILURE_PENALTY, FAILURE_PENALTY * s.failures_1h)
+        if w.rate_limited:
+            penalty += RATE_LIMITED_PENALTY
+        resumed, started = w.resumed_at, w.session_started_at
+        if (resumed is not None and _ZERO <= now - resumed < COLD_WINDOW) or (
+                started is not None and _ZERO <= now - started < COLD_WINDOW):
+            penalty += COLD_PENALTY
+        total = (TAG_WEIGHT * tags + TRACK_WEIGHT * track + LOAD_WEIGHT * (1.0 - load)
+                 - penalty)
+        last = w.last_assigned_at
+        key = (session and capability not in w.session_grants, -total, last is not None,
+               last.timestamp() if last else 0.0, w.name)
+        if best_key is None or key < best_key:
+            best, best_key = w, key
+    return _decide(job, None if best is None else _candidate(job, best, stats, now))
 
 
 def _decide(job: JobView, best: Candidate | None) -> Choice:

@@ -23,6 +23,7 @@ from core.queue.notify import Changes, inbox_key
 from core.queue.router import JobView
 from core.queue.workers import WorkerService
 from core.store.base import Store
+from core.store.queue import JobRow
 
 __all__ = ["MaintenanceReport", "QueueService"]
 
@@ -93,7 +94,7 @@ class QueueService:
         empty, or empty after ``timeout_s`` (or once :meth:`stop_waiting` is called). Wakes
         at once on an in-process assignment; re-reads the store every ``recheck_s`` for
         assignments made by other processes."""
-        deadline = anyio.current_time() + timeout_s
+        deadline: float | None = None
         checked = False
         while True:
             with self.changes.watch(inbox_key(worker_name)) as assigned:
@@ -102,11 +103,19 @@ class QueueService:
                     jobs = [job_model(r) for r in rows]
                 else:  # the first read also refuses an unknown worker
                     jobs, checked = await self.jobs.inbox(worker_name), True
-                left = deadline - anyio.current_time()
-                if jobs or left <= 0 or self.ctx.stopping:
+                if jobs or self.ctx.stopping:
                     return jobs
-                with anyio.move_on_after(min(recheck_s, left)):
+                now = anyio.current_time()
+                deadline = now + timeout_s if deadline is None else deadline
+                if deadline <= now:
+                    return jobs
+                with anyio.move_on_after(min(recheck_s, deadline - now)):
                     await assigned.wait()
+                if assigned.complete and assigned.items and not self.ctx.stopping:
+                    # Jobs this process just assigned, as they were committed: no need to
+                    # read them back (a job that moved on since gets CONFLICT on claim,
+                    # as it would after a read).
+                    return [job_model(r) for r in assigned.items if isinstance(r, JobRow)]
 
     async def maintain(self) -> MaintenanceReport:
         """One maintenance pass: expire leases, take unclaimed jobs back from workers that

@@ -13,14 +13,14 @@ from functools import lru_cache
 
 from core.clock import from_iso
 
-__all__ = ["instant", "opt_instant", "opt_text", "tags", "text"]
+__all__ = ["instant", "opt_instant", "opt_text", "tags", "tags_text", "text"]
 
 _ZERO = timedelta(0)
 
 
 def text(moment: datetime) -> str:
     """``2026-11-21T17:07:26.123Z`` — what :func:`core.clock.iso` gives, without strftime."""
-    if moment.utcoffset() != _ZERO:
+    if moment.tzinfo is not UTC and moment.utcoffset() != _ZERO:
         moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
@@ -39,3 +39,9 @@ def opt_instant(value: str | None) -> datetime | None:
 @lru_cache(maxsize=4096)
 def tags(value: str) -> tuple[str, ...]:
     return tuple(json.loads(value))
+
+
+@lru_cache(maxsize=4096)
+def tags_text(value: tuple[str, ...]) -> str:
+    """A tag list as stored: the inverse of :func:`tags`."""
+    return json.dumps(list(value))

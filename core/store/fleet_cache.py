@@ -13,16 +13,18 @@ cached value is served, the counter is read (one row, ~2 µs): any value but the
 cache was read at drops the cache.
 
 This process's own changes to the fleet change the counter too. The per-job ones (assign,
-claim, close, lease renewal) are applied to the cache instead of dropping it: inside its
-transaction, holding the write lock, the writer reads the counter back, and if it moved by
-exactly the changes it made, nobody else changed the fleet since the cache was read. Rarer
-changes simply drop the cache.
+claim, close, lease renewal) are applied to the cache instead of dropping it: a writer
+declares how many changes it made (:meth:`FleetCache.expect`), and just before its
+transaction commits — holding the write lock, once however many writes share the
+transaction (:mod:`core.store.group_commit`) — the counter is read back: if it moved by
+exactly the changes declared, nobody else changed the fleet since the cache was read, and
+the changes are applied once committed. Rarer changes simply drop the cache.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -72,6 +74,9 @@ class FleetCache:
         """Live workers by name, in name order."""
         self.grants: dict[str, frozenset[str]] | None = None
         self._hands: dict[str, _Hands] | None = None
+        self._expected: list[tuple[int, Callable[[], None]]] = []
+        self._expected_in = -1
+        """The transaction (:attr:`Database.transactions`) :attr:`_expected` belongs to."""
 
     def check(self) -> None:
         """Drop everything if the fleet changed since it was read."""
@@ -83,21 +88,34 @@ class FleetCache:
     def drop(self) -> None:
         self.workers = self.grants = self._hands = None
 
-    def counted(self, conn: sqlite3.Connection, changes: int) -> bool:
-        """Inside a write transaction that made ``changes`` fleet changes: True if those
-        are all the counter moved by since the cache was read — the caller then applies
-        them to the cache once committed. Otherwise the cache is dropped. (If the
-        transaction rolls back, :attr:`version` is ahead of the counter, and the next
-        :meth:`check` drops the cache.)"""
-        n = conn.execute(VERSION).fetchone()[0]
-        exact = self.version is not None and n == self.version + changes
-        if not exact:
+    def expect(self, changes: int, apply: Callable[[], None]) -> None:
+        """Inside a write transaction that made ``changes`` fleet changes: ``apply`` them
+        to the cache once committed, if they are all the counter moved by since the cache
+        was read (checked once per transaction, just before it commits; otherwise the
+        cache is dropped). If the transaction rolls back nothing is applied, and
+        :attr:`version` may be ahead of the counter: the next :meth:`check` drops the
+        cache."""
+        db = self.db
+        if self._expected_in != db.transactions:
+            self._expected_in, self._expected = db.transactions, []
+            db.before_commit(self._settle)
+        self._expected.append((changes, apply))
+
+    def _settle(self) -> None:
+        expected, self._expected = self._expected, []
+        n = self.db.conn.execute(VERSION).fetchone()[0]
+        moved = sum(changes for changes, _ in expected)
+        if self.version is not None and n == self.version + moved:
+            for _, apply in expected:
+                self.db.after_commit(apply)
+        else:
             self.drop()
         self.version = n
-        return exact
 
-    def in_hand(self) -> dict[str, InHand]:
-        self.check()
+    def in_hand(self, *, checked: bool = False) -> dict[str, InHand]:
+        """Per worker name, what it holds (``checked``: :meth:`check` was just called)."""
+        if not checked:
+            self.check()
         if self._hands is None:
             self._hands = {}
             for job_id, worker, status, lease in self.db.conn.execute(HELD_JOBS):
@@ -123,7 +141,8 @@ class FleetCache:
             hands.assigned += 1
         row = self.workers.get(worker) if self.workers is not None else None
         if row is not None and self.workers is not None:
-            self.workers[worker] = replace(row, last_assigned_at=instant(at))
+            # As dataclasses.replace would, without its introspection (once per job).
+            self.workers[worker] = WorkerRow(**{**vars(row), "last_assigned_at": instant(at)})
 
     def claimed(self, worker: str, job_id: int, lease: str | None) -> None:
         hands = self._hands_of(worker)

@@ -9,14 +9,24 @@ close, renew — apply themselves to it, the rarer ones drop it.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from core.store.codec import instant, opt_instant, opt_text, tags, text
+from core.store.codec import opt_text, tags_text, text
 from core.store.fleet_cache import FleetCache
+from core.store.job_rows import (
+    ATTEMPTS,
+    LEASE,
+    MAX_ATTEMPTS,
+    STATUS,
+    attempt_row,
+    job_row,
+    new_job_row,
+    to_json,
+    tuples,
+)
 from core.store.jobs_sql import (
     ASSIGN,
     BUMP_STATS,
@@ -32,6 +42,7 @@ from core.store.jobs_sql import (
     HOLD,
     INBOX,
     INSERT,
+    JOB_COLUMNS,
     QUEUED,
     QUEUED_ANY,
     RELEASE,
@@ -63,43 +74,12 @@ _COUNTS: dict[str, tuple[int, int]] = {"done": (1, 0), "failed": (0, 1), "lost":
 STATS_DAYS = 30
 
 
-def _json(value: Any) -> str | None:
-    return json.dumps(value, ensure_ascii=False) if value is not None else None
-
-
-def _unjson(raw: str | None) -> Any:
-    return json.loads(raw) if raw is not None else None
-
-
-def _attempt(r: sqlite3.Row) -> AttemptRow:
-    return AttemptRow(
-        job_id=r["job_id"], attempt=r["attempt"], worker=r["worker"], worker_id=r["worker_id"],
-        started_at=instant(r["started_at"]), ended_at=opt_instant(r["ended_at"]),
-        outcome=r["outcome"], error=r["error"],
-    )
-
-
-def _job(r: sqlite3.Row, history: tuple[AttemptRow, ...] = ()) -> JobRow:
-    return JobRow(
-        id=r["id"], prompt=r["prompt"], input=_unjson(r["input"]),
-        tags=tags(r["tags"]), capability=r["capability"], provider=r["provider"],
-        model=r["model"], effort=r["effort"], urgency=r["urgency"], priority=r["priority"],
-        status=r["status"], risk_tier=r["risk_tier"], assigned_to=r["assigned_to"],
-        assigned_at=opt_instant(r["assigned_at"]), attempts=r["attempts"],
-        max_attempts=r["max_attempts"], timeout_s=r["timeout_s"],
-        lease_expires_at=opt_instant(r["lease_expires_at"]), result=_unjson(r["result"]),
-        error=r["error"], approved_by=r["approved_by"], created_by=r["created_by"],
-        created_at=instant(r["created_at"]), updated_at=instant(r["updated_at"]),
-        history=history,
-    )
-
-
 def _encode(column: str, value: Any) -> Any:
     kind = _SETTABLE[column]
     if kind == "time":
         return opt_text(value)
     if kind == "json":
-        return _json(list(value) if isinstance(value, tuple) else value)
+        return to_json(list(value) if isinstance(value, tuple) else value)
     return value
 
 
@@ -107,68 +87,90 @@ class SqliteJobs:
     def __init__(self, db: Database, fleet: FleetCache) -> None:
         self.db = db
         self.fleet = fleet
+        self._queued: tuple[int, bool] | None = None
+        """Whether jobs were queued when write transaction ``[0]`` committed."""
+        self._queued_in = -1
 
-    def _load(self, job_id: int, row: sqlite3.Row | None = None, *, history: bool = True
-              ) -> JobRow | None:
-        conn = self.db.conn
-        if row is None:
-            row = conn.execute(SELECT_ONE, (job_id,)).fetchone()
-            if row is None:
-                return None
-        return _job(row, self._history(job_id) if history else ())
+    def _load(self, job_id: int) -> JobRow | None:
+        row = tuples(self.db.conn, SELECT_ONE, (job_id,)).fetchone()
+        return None if row is None else job_row(row, self._history(job_id))
 
     def _history(self, job_id: int, last: AttemptRow | None = None) -> tuple[AttemptRow, ...]:
         """Every attempt of the job; ``last``, when given, is its latest."""
         # Attempts are numbered from 1 over a job's whole life: a first one is all there is.
         if last is not None and last.attempt == 1:
             return (last,)
-        return tuple(_attempt(a) for a in self.db.conn.execute(HISTORY_ONE, (job_id,)))
+        return tuple(map(attempt_row, tuples(self.db.conn, HISTORY_ONE, (job_id,))))
 
-    def _with_history(self, rows: list[sqlite3.Row]) -> list[JobRow]:
+    def _with_history(self, rows: list[tuple[Any, ...]]) -> list[JobRow]:
         if not rows:
             return []
-        ids = [r["id"] for r in rows]
+        ids = [r[0] for r in rows]
         by_job: dict[int, list[AttemptRow]] = {}
         query = HISTORY_MANY.format(marks=",".join("?" * len(ids)))
-        for a in self.db.conn.execute(query, ids):
-            by_job.setdefault(a["job_id"], []).append(_attempt(a))
-        return [_job(r, tuple(by_job.get(r["id"], ()))) for r in rows]
+        for a in tuples(self.db.conn, query, ids):
+            by_job.setdefault(a[0], []).append(attempt_row(a))
+        return [job_row(r, tuple(by_job.get(r[0], ()))) for r in rows]
 
-    def _end_attempt(self, job_id: int, outcome: str, error: str | None, now: datetime
-                     ) -> AttemptRow | None:
-        """End the open attempt (if any) as ``outcome``; the attempt as it now is."""
+    def _end_attempt(self, job_id: int, outcome: str, error: str | None, now: datetime,
+                     at: str | None = None) -> AttemptRow | None:
+        """End the open attempt (if any) as ``outcome`` (``at``: ``now`` as text, if the
+        caller has it); the attempt as it now is."""
         conn = self.db.conn
-        ended = conn.execute(END_ATTEMPT, (text(now), outcome, error, job_id)).fetchone()
+        ended = tuples(conn, END_ATTEMPT, (at or text(now), outcome, error, job_id)).fetchone()
         if ended is None:
             return None
+        attempt = attempt_row(ended)
         done, failed = _COUNTS.get(outcome, (0, 0))
-        if ended["worker_id"] is not None and (done or failed):
+        if attempt.worker_id is not None and (done or failed):
             day = now.date().isoformat()
-            conn.execute(BUMP_STATS, (ended["worker_id"], day, done, failed))
-        return _attempt(ended)
+            conn.execute(BUMP_STATS, (attempt.worker_id, day, done, failed))
+        return attempt
 
     async def add(self, job: NewJob, *, assign_to: str | None = None) -> JobRow:
         at = text(job.created_at)
-        with self.db.transaction() as conn:
-            row = conn.execute(INSERT, {
-                "prompt": job.prompt, "input": _json(job.input),
-                "tags": json.dumps(list(job.tags)), "capability": job.capability,
-                "provider": job.provider, "model": job.model, "effort": job.effort,
-                "urgency": job.urgency, "priority": job.priority, "status": job.status,
-                "risk_tier": job.risk_tier, "worker": assign_to,
-                "assigned_to": job.assigned_to, "max_attempts": job.max_attempts,
-                "timeout_s": job.timeout_s, "created_by": job.created_by, "now": at,
-            }).fetchone()
-            placed = assign_to is not None and row["assigned_to"] == assign_to
-            if placed:
+        stored_input = to_json(job.input)
+        args = (job.prompt, stored_input, tags_text(job.tags), job.capability,
+                job.provider, job.model, job.effort, job.urgency, job.priority, job.status,
+                job.risk_tier, assign_to, job.assigned_to, job.max_attempts, job.timeout_s,
+                job.created_by, at)
+
+        def insert(conn: sqlite3.Connection) -> JobRow:
+            row = new_job_row(tuples(conn, INSERT, args).fetchone(), job, stored_input, at)
+            if row.assigned_at is not None and assign_to is not None:
                 conn.execute(TOUCH_WORKER, (at, assign_to))
-                placed = self.fleet.counted(conn, 2)  # the job, the worker's row
-        if placed and assign_to is not None:
-            self.fleet.assigned(assign_to, at)
-        return _job(row)
+                self._counted(2, self.fleet.assigned, assign_to, at)
+            return row
+
+        return await self.db.write(insert)
 
     async def has_queued(self) -> bool:
-        return bool(self.db.conn.execute(QUEUED_ANY).fetchone()[0])
+        # A close reads this as its transaction commits (its caller asks next, to fill
+        # the room it freed): the answer stands until this process writes again. A job
+        # another process queues meanwhile is routed by that process's own pass, which
+        # sees the room committed before it.
+        known, db = self._queued, self.db
+        if known is not None and known[0] == db.transactions and not db.in_transaction:
+            return known[1]
+        return bool(db.conn.execute(QUEUED_ANY).fetchone()[0])
+
+    def _note_queued(self) -> None:
+        """Inside a write transaction: read :meth:`has_queued`'s answer just before it
+        commits (once per transaction), for after."""
+        db = self.db
+        if self._queued_in == db.transactions:
+            return
+        self._queued_in = transaction = db.transactions
+
+        def read() -> None:
+            answer = (transaction, bool(db.conn.execute(QUEUED_ANY).fetchone()[0]))
+
+            def publish() -> None:
+                self._queued = answer
+
+            db.after_commit(publish)
+
+        db.before_commit(read)
 
     async def get(self, job_id: int) -> JobRow | None:
         return self._load(job_id)
@@ -189,14 +191,14 @@ class SqliteJobs:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         conn = self.db.conn
         total = conn.execute(f"SELECT COUNT(*) FROM jobs {clause}", args).fetchone()[0]  # noqa: S608
-        rows = conn.execute(
-            f"SELECT * FROM jobs {clause} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
+        rows = tuples(
+            conn, f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
             [*args, limit, offset],
         ).fetchall()
         return self._with_history(rows), int(total)
 
     async def inbox(self, worker: str, status: str) -> list[JobRow]:
-        return self._with_history(self.db.conn.execute(INBOX, (worker, status)).fetchall())
+        return self._with_history(tuples(self.db.conn, INBOX, (worker, status)).fetchall())
 
     async def queued(
         self, *, after: tuple[int, int] | None, limit: int,
@@ -213,71 +215,89 @@ class SqliteJobs:
                 filters.append(f"AND ({column} IS NULL OR {column} IN ({marks}))")
                 args += sorted(allowed)
         sql = QUEUED.format(filters=" ".join(filters))
-        return [_job(r) for r in self.db.conn.execute(sql, [*args, limit])]
+        return [job_row(r) for r in tuples(self.db.conn, sql, [*args, limit])]
+
+    def _counted(self, changes: int, apply: Callable[..., None], *args: Any) -> None:
+        """``changes`` fleet changes were made: ``apply(*args)`` them to the fleet cache
+        once committed (:meth:`FleetCache.expect`)."""
+        self.fleet.expect(changes, lambda: apply(*args))
 
     async def assign(self, job_id: int, worker: str, risk_tier: str, now: datetime) -> bool:
         at = text(now)
-        with self.db.transaction() as conn:
+
+        def assign(conn: sqlite3.Connection) -> bool:
             changed = conn.execute(
                 ASSIGN, {"worker": worker, "now": at, "id": job_id, "tier": risk_tier}).rowcount
             if not changed:
                 return False
             conn.execute(TOUCH_WORKER, (at, worker))
-            mine = self.fleet.counted(conn, 2)
-        if mine:
-            self.fleet.assigned(worker, at)
-        return True
+            self._counted(2, self.fleet.assigned, worker, at)
+            return True
+
+        # At once, not in a shared commit: a routing pass (its only caller) must not yield
+        # between reading the queue and assigning, or passes running side by side pick
+        # the same jobs and lose races to each other (3x the CPU per job draining a
+        # backlog, bench/queue_throughput.py --backlog).
+        with self.db.transaction() as conn:
+            return assign(conn)
 
     async def hold(self, job_id: int, worker: str | None, risk_tier: str, now: datetime
                    ) -> bool:
-        changed = self.db.conn.execute(HOLD, (worker, risk_tier, text(now), job_id))
-        return bool(changed.rowcount)
+        with self.db.transaction() as conn:  # at once, as assign (a pass's other write)
+            return bool(conn.execute(HOLD, (worker, risk_tier, text(now), job_id)).rowcount)
 
     async def claim(self, job_id: int, worker: str, now: datetime
                     ) -> tuple[JobRow | None, bool]:
         at = text(now)
-        with self.db.transaction() as conn:
-            claimed = conn.execute(CLAIM, (at, at, job_id, worker, worker)).fetchone()
+
+        def claim(conn: sqlite3.Connection) -> tuple[JobRow | None, bool]:
+            claimed = tuples(conn, CLAIM, (at, at, job_id, worker, worker)).fetchone()
             if claimed is None:
                 return self._load(job_id), False
-            started = conn.execute(START_ATTEMPT, (job_id, job_id, worker, worker, at)).fetchone()
-            row = _job(claimed, self._history(job_id, _attempt(started)))
-            mine = self.fleet.counted(conn, 1)
-        if mine:
-            self.fleet.claimed(worker, job_id, claimed["lease_expires_at"])
-        return row, True
+            started = tuples(conn, START_ATTEMPT, (job_id, job_id, worker, worker, at)).fetchone()
+            row = job_row(claimed, self._history(job_id, attempt_row(started)))
+            self._counted(1, self.fleet.claimed, worker, job_id, claimed[LEASE])
+            return row, True
+
+        return await self.db.write(claim)
 
     async def close(
         self, job_id: int, worker: str, status: str, result: Any, error: str | None,
         now: datetime,
     ) -> tuple[JobRow | None, bool]:
-        with self.db.transaction() as conn:
-            closed = conn.execute(
-                CLOSE, (status, _json(result), error, text(now), job_id, worker)).fetchone()
+        stored, at = to_json(result), text(now)
+
+        def close(conn: sqlite3.Connection) -> tuple[JobRow | None, bool]:
+            closed = tuples(conn, CLOSE, (status, stored, error, at, job_id, worker)).fetchone()
             if closed is None:
                 return self._load(job_id), False
-            ended = self._end_attempt(job_id, status, error, now)
-            row = _job(closed, self._history(job_id, ended))
-            mine = self.fleet.counted(conn, 1)
-        if mine:
-            self.fleet.closed(worker, job_id)
-        return row, True
+            ended = self._end_attempt(job_id, status, error, now, at)
+            row = job_row(closed, self._history(job_id, ended))
+            self._counted(1, self.fleet.closed, worker, job_id)
+            self._note_queued()
+            return row, True
+
+        return await self.db.write(close)
 
     async def renew(self, worker: str, now: datetime) -> int:
-        with self.db.transaction() as conn:
+        def renew(conn: sqlite3.Connection) -> int:
             leases = conn.execute(RENEW, (text(now), worker)).fetchall()
-            mine = bool(leases) and self.fleet.counted(conn, len(leases))
-        if mine:
-            self.fleet.renewed(worker, {job_id: lease for job_id, lease in leases})
-        return len(leases)
+            if leases:
+                self._counted(len(leases), self.fleet.renewed, worker,
+                              {job_id: lease for job_id, lease in leases})
+            return len(leases)
+
+        return await self.db.write(renew)
 
     async def release(self, worker: str, now: datetime) -> list[int]:
-        with self.db.transaction() as conn:
+        def release(conn: sqlite3.Connection) -> list[int]:
             ids = [r[0] for r in conn.execute(RELEASE_IDS, (worker,))]
             if ids:
                 conn.execute(RELEASE, (text(now), worker))
-        self.fleet.drop()
-        return ids
+            self.fleet.drop()
+            return ids
+
+        return await self.db.write(release)
 
     async def expired(self, now: datetime, limit: int) -> list[int]:
         return [r[0] for r in self.db.conn.execute(EXPIRED, (text(now), limit))]
@@ -285,15 +305,15 @@ class SqliteJobs:
     async def requeue(
         self, job_id: int, now: datetime, *, outcome: str, error: str, only_if_expired: bool,
     ) -> tuple[JobRow | None, bool]:
-        with self.db.transaction() as conn:
-            row = conn.execute(SELECT_ONE, (job_id,)).fetchone()
-            if row is None or row["status"] != "running" or (
-                only_if_expired and row["lease_expires_at"] >= text(now)
+        def requeue(conn: sqlite3.Connection) -> tuple[JobRow | None, bool]:
+            row = tuples(conn, SELECT_ONE, (job_id,)).fetchone()
+            if row is None or row[STATUS] != "running" or (
+                only_if_expired and row[LEASE] >= text(now)
             ):
                 return self._load(job_id), False
-            exhausted = row["attempts"] >= row["max_attempts"]
+            exhausted = row[ATTEMPTS] >= row[MAX_ATTEMPTS]
             if exhausted:
-                used, limit = row["attempts"], row["max_attempts"]
+                used, limit = row[ATTEMPTS], row[MAX_ATTEMPTS]
                 final = f"{error}; gave up after {used} of {limit} attempts"
                 conn.execute(GIVE_UP, (final, text(now), job_id))
             else:
@@ -301,6 +321,8 @@ class SqliteJobs:
             self._end_attempt(job_id, outcome, error, now)
             self.fleet.drop()
             return self._load(job_id), True
+
+        return await self.db.write(requeue)
 
     async def transition(
         self, job_id: int, *, expect: Collection[str], now: datetime,
@@ -317,13 +339,16 @@ class SqliteJobs:
             f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? "  # noqa: S608
             f"AND status IN ({','.join('?' * len(statuses))})"
         )
-        with self.db.transaction() as conn:
+
+        def transition(conn: sqlite3.Connection) -> tuple[JobRow | None, bool]:
             changed = conn.execute(sql, [*args, text(now), job_id, *statuses]).rowcount
             if changed:
                 if end_attempt is not None:
                     self._end_attempt(job_id, end_attempt[0], end_attempt[1], now)
                 self.fleet.drop()
             return self._load(job_id), bool(changed)
+
+        return await self.db.write(transition)
 
     async def in_hand(self) -> dict[str, InHand]:
         return self.fleet.in_hand()
@@ -345,11 +370,14 @@ class SqliteJobs:
         }
 
     async def decide(self, decision: Decision) -> None:
-        self.db.conn.execute(DECIDE, (
-            decision.job_id, decision.decision, decision.actor, text(decision.at),
-            decision.worker_id, decision.capability, decision.session_id,
-        ))
-        self.fleet.drop()
+        def decide(conn: sqlite3.Connection) -> None:
+            conn.execute(DECIDE, (
+                decision.job_id, decision.decision, decision.actor, text(decision.at),
+                decision.worker_id, decision.capability, decision.session_id,
+            ))
+            self.fleet.drop()
+
+        await self.db.write(decide)
 
     async def session_grants(self) -> dict[str, frozenset[str]]:
         fleet = self.fleet

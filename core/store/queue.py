@@ -185,7 +185,8 @@ class Decision:
 class JobRepo(Protocol):
     async def add(self, job: NewJob, *, assign_to: str | None = None) -> JobRow:
         """Insert the job and, in the same transaction, give it to ``assign_to`` on the
-        terms of :meth:`assign` (left unassigned if the worker has no room by now)."""
+        terms of :meth:`assign` — left unassigned if the worker has no room by now, or if
+        older jobs wait unassigned (they go first)."""
         ...
 
     async def get(self, job_id: int) -> JobRow | None:
@@ -292,6 +293,11 @@ class WorkerRepo(Protocol):
 
     async def all(self, *, include_revoked: bool) -> list[WorkerRow]:
         """By name."""
+        ...
+
+    async def fleet_now(self) -> tuple[list[WorkerRow], dict[str, InHand]]:
+        """The live workers by name and, per worker name, what it holds (as
+        :meth:`JobRepo.in_hand`), both as of one instant: what every routing pass reads."""
         ...
 
     async def set_state(self, worker_id: str, state: str, now: datetime) -> WorkerRow | None: ...

@@ -7,6 +7,10 @@ serialize on SQLite's lock (``busy_timeout``) rather than fail. Connections of o
 first take a shared in-process lock (the *write gate*): SQLite's busy handler polls, sleeping
 1, 2, 5, 10… ms between tries, so the loop waiting on the history writer's brief commit
 would sleep for milliseconds; the gate hands over the moment it is released.
+
+Repositories write through :meth:`Database.write`: while the store's background work runs,
+writes made at the same time share one transaction and one commit
+(:mod:`core.store.group_commit`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
@@ -26,6 +31,7 @@ from core.store.audit import SqliteAudit
 from core.store.checkpoint import Checkpointer
 from core.store.dispatches import SqliteDispatches
 from core.store.fleet_cache import FleetCache
+from core.store.group_commit import GroupCommit
 from core.store.jobs import SqliteJobs
 from core.store.lease import SqliteLeases
 from core.store.migrations import MIGRATIONS
@@ -39,15 +45,49 @@ from core.store.write_behind import Statement, WriteBehind
 
 __all__ = ["Database", "SqliteStore", "commit_statements", "open_sqlite"]
 
+T = TypeVar("T")
+
 
 class Database:
     """A thin wrapper over one ``sqlite3.Connection`` (autocommit; explicit transactions).
-    Databases of one file in one process share a ``gate`` (see the module docstring)."""
+    Databases of one file in one process share a ``gate`` (see the module docstring).
+    Writes made through :meth:`write` share commits (:mod:`core.store.group_commit`)."""
 
     def __init__(self, conn: sqlite3.Connection, gate: threading.Lock | None = None) -> None:
         self.conn = conn
         self.gate = gate or threading.Lock()
+        self.group = GroupCommit(self)
+        self.transactions = 0
+        """Write transactions begun so far: tells one transaction from the next."""
+        self.committed = 0
+        """Write transactions committed so far."""
         self._depth = 0
+        self._before: list[Callable[[], object]] = []
+        self._after: list[Callable[[], object]] = []
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    async def write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in a write transaction (shared with concurrent writes when the
+        group commit is served); its result once committed. ``body`` may run more than
+        once (:mod:`core.store.group_commit`): it must change nothing but the database,
+        and what it registers with :meth:`before_commit` and :meth:`after_commit`."""
+        return await self.group.write(body)
+
+    def before_commit(self, hook: Callable[[], object]) -> None:
+        """Inside a transaction: call ``hook`` (still inside it) just before it commits."""
+        if not self._depth:
+            raise RuntimeError("before_commit outside a transaction")
+        self._before.append(hook)
+
+    def after_commit(self, hook: Callable[[], object]) -> None:
+        """Inside a transaction: call ``hook`` once it has committed (never if it rolls
+        back)."""
+        if not self._depth:
+            raise RuntimeError("after_commit outside a transaction")
+        self._after.append(hook)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -59,18 +99,55 @@ class Database:
             finally:
                 self._depth -= 1
             return
-        with self.gate:
+        self.begin()
+        try:
+            yield self.conn
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def begin(self) -> None:
+        """Start a write transaction (the gate, then ``BEGIN IMMEDIATE``)."""
+        self.gate.acquire()
+        try:
             self.conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self.conn
-            except BaseException:
+        except BaseException:
+            self.gate.release()
+            raise
+        self._depth = 1
+        self.transactions += 1
+
+    def commit(self) -> None:
+        """Run the before-commit hooks, ``COMMIT``, then the after-commit hooks. If
+        anything fails the transaction is rolled back."""
+        try:
+            for hook in self._before:
+                hook()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (a deferred constraint, a busy database) leaves the
+            # transaction open: it is rolled back like any other failure.
+            self.rollback()
+            raise
+        self.committed += 1
+        self._end()
+        hooks, self._after = self._after, []
+        for hook in hooks:
+            hook()
+
+    def rollback(self) -> None:
+        try:
+            if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-                raise
-            else:
-                self.conn.execute("COMMIT")
-            finally:
-                self._depth = 0
+        finally:
+            self._after.clear()
+            self._end()
+
+    def _end(self) -> None:
+        self._before.clear()
+        self._depth = 0
+        self.gate.release()
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version."""
@@ -133,8 +210,10 @@ def commit_statements(db: Database, batch: Sequence[Statement]) -> None:
 class SqliteStore:
     """The embedded store. ``":memory:"`` gives a private in-memory one for tests.
 
-    With a ``writer`` (a second connection on the same file), history and audit rows are
-    committed in batches on a worker thread (:meth:`background`); without one, at once.
+    While :meth:`background` runs, concurrent writes share commits
+    (:mod:`core.store.group_commit`). With a ``writer`` (a second connection on the same
+    file), history and audit rows are committed in batches on a worker thread; without
+    one, at once.
     With a ``checkpointer`` too, WAL checkpoints also leave the event loop while
     :meth:`background` runs (:mod:`core.store.checkpoint`).
     """
@@ -166,19 +245,20 @@ class SqliteStore:
 
     async def background(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
                          ) -> None:
-        """Background work (committing queued history and audit rows) until cancelled."""
-        if self._writer is None:
-            # One connection: a worker thread's transaction would interleave with the
-            # loop's on it, so rows are written at once, on the loop.
-            task_status.started()
-            await anyio.sleep_forever()
+        """Background work until cancelled: committing queue writes in groups
+        (:mod:`core.store.group_commit`), queued history and audit rows, checkpoints."""
         async with anyio.create_task_group() as tg:
-            await tg.start(self.writes.run)
+            await tg.start(self.db.group.serve)
+            if self._writer is not None:
+                # With one connection a worker thread's transaction would interleave with
+                # the loop's on it, so history and audit rows are written at once instead.
+                await tg.start(self.writes.run)
             if self._checkpointer is not None:
                 await tg.start(self._checkpointer.run)
             task_status.started()
 
     async def close(self) -> None:
+        self.db.group.flush()
         self.writes.close()
         if self._checkpointer is not None:
             self._checkpointer.close()

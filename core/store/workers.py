@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.store.codec import instant, opt_instant, tags, text
 from core.store.fleet_cache import FleetCache
-from core.store.queue import CapabilityRow, WorkerRow
+from core.store.queue import CapabilityRow, InHand, WorkerRow
 
 if TYPE_CHECKING:
     from core.store.sqlite import Database
@@ -105,15 +105,17 @@ class SqliteWorkers:
         return _worker(row) if row else None
 
     async def add(self, row: WorkerRow) -> bool:
-        with self.db.transaction() as conn:
+        def add(conn: sqlite3.Connection) -> bool:
             if conn.execute(SELECT_LIVE, (row.name,)).fetchone() is not None:
                 return False
             conn.execute(INSERT, (
                 row.id, row.name, row.description, _encode_capabilities(row.capabilities),
                 json.dumps(list(row.tags)), row.state, row.capacity, text(row.created_at),
             ))
-        self.fleet.drop()
-        return True
+            self.fleet.drop()
+            return True
+
+        return await self.db.write(add)
 
     async def get(self, worker_id: str) -> WorkerRow | None:
         return self._one(SELECT_ONE, worker_id)
@@ -129,10 +131,16 @@ class SqliteWorkers:
             return self._read(SELECT_ALL)
         return list(self._live().values())
 
-    def _live(self) -> dict[str, WorkerRow]:
+    async def fleet_now(self) -> tuple[list[WorkerRow], dict[str, InHand]]:
+        # One check of the counter covers both: they are exact as of the same instant.
+        live = self._live()
+        return list(live.values()), self.fleet.in_hand(checked=True)
+
+    def _live(self, *, checked: bool = False) -> dict[str, WorkerRow]:
         """Live workers by name: what every routing pass (and every inbox read) asks for."""
         fleet = self.fleet
-        fleet.check()
+        if not checked:
+            fleet.check()
         if fleet.workers is None:
             fleet.workers = {w.name: w for w in self._read(SELECT_ALL_LIVE)}
         return fleet.workers
@@ -145,9 +153,12 @@ class SqliteWorkers:
         return [_decode(values, columns) for values in cursor]
 
     async def set_state(self, worker_id: str, state: str, now: datetime) -> WorkerRow | None:
-        self.db.conn.execute(SET_STATE, {"state": state, "now": text(now), "id": worker_id})
-        self.fleet.drop()
-        return self._one(SELECT_ONE, worker_id)
+        def set_state(conn: sqlite3.Connection) -> WorkerRow | None:
+            conn.execute(SET_STATE, {"state": state, "now": text(now), "id": worker_id})
+            self.fleet.drop()
+            return self._one(SELECT_ONE, worker_id)
+
+        return await self.db.write(set_state)
 
     async def heartbeat(
         self, name: str, *, presence: str, details: dict[str, Any] | None,
@@ -155,7 +166,8 @@ class SqliteWorkers:
         now: datetime, window_start: datetime, session_id: str,
     ) -> tuple[WorkerRow | None, bool]:
         at = text(now)
-        with self.db.transaction() as conn:
+
+        def heartbeat(conn: sqlite3.Connection) -> tuple[WorkerRow | None, bool]:
             row = conn.execute(SELECT_LIVE, (name,)).fetchone()
             if row is None:
                 return None, False
@@ -175,7 +187,12 @@ class SqliteWorkers:
             self.fleet.drop()
             return _worker(conn.execute(SELECT_ONE, (row["id"],)).fetchone()), new_session
 
+        return await self.db.write(heartbeat)
+
     async def sign_off(self, name: str, now: datetime) -> WorkerRow | None:
-        self.db.conn.execute(SIGN_OFF, (name,))
-        self.fleet.drop()
-        return self._one(SELECT_LIVE, name)
+        def sign_off(conn: sqlite3.Connection) -> WorkerRow | None:
+            conn.execute(SIGN_OFF, (name,))
+            self.fleet.drop()
+            return self._one(SELECT_LIVE, name)
+
+        return await self.db.write(sign_off)

@@ -102,3 +102,28 @@ async def test_jobs_in_every_state_survive_a_restart(tmp_path: Path) -> None:
         assert finished.status == "done"
     finally:
         await reopened.close()
+
+
+async def test_room_freed_in_one_process_serves_a_job_queued_by_another(
+    tmp_path: Path,
+) -> None:
+    """A job another process queued (no room then) goes to the worker whose close, here,
+    frees its slot — with both stores committing in groups, as the engine runs them."""
+    clock = FakeClock(START)
+    here, there = (open_sqlite(tmp_path / "q.db") for _ in range(2))
+    try:
+        async with anyio.create_task_group() as background:
+            for store in (here, there):
+                await background.start(store.background)
+            mine, theirs = QueueService(here, clock, CONFIG), QueueService(there, clock, CONFIG)
+            await online(mine, "w1")
+            first = await mine.jobs.submit(JobSpec(prompt="first"), actor=ADMIN)
+            await mine.jobs.claim(first.id, "w1")
+            waiting = await theirs.jobs.submit(JobSpec(prompt="waiting"), actor=ADMIN)
+            assert (waiting.status, waiting.assigned_to) == ("pending", None)
+            await mine.jobs.close(first.id, "w1", "done")
+            assert (await mine.jobs.get(waiting.id)).assigned_to == "w1"
+            background.cancel_scope.cancel()
+    finally:
+        for store in (here, there):
+            await store.close()

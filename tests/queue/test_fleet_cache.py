@@ -12,6 +12,7 @@ import contextlib
 import random
 from pathlib import Path
 
+import anyio
 import pytest
 
 from core.clock import FakeClock
@@ -57,6 +58,7 @@ async def _check(store: SqliteStore) -> None:
     cached_grants = await store.jobs.session_grants()
     assert cached_workers == store.workers._read(SELECT_ALL_LIVE)
     assert cached_hands == _fresh_in_hand(store)
+    assert await store.workers.fleet_now() == (cached_workers, cached_hands)
     store.jobs.fleet.grants = None
     assert cached_grants == await store.jobs.session_grants()
 
@@ -117,6 +119,38 @@ async def test_what_routing_reads_from_memory_matches_the_file(tmp_path: Path,
                 await _step(rng, queues[which], stores[which], clock)
             for store in stores:
                 await _check(store)
+    finally:
+        for store in stores:
+            await store.close()
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_the_cache_stays_exact_when_concurrent_writes_share_commits(
+    tmp_path: Path, seed: int,
+) -> None:
+    """The same, with both stores' background running: operations started together
+    commit together (core.store.group_commit), and the cache counts them as one."""
+    rng = random.Random(seed)
+    clock = FakeClock(START)
+    stores = [open_sqlite(tmp_path / "q.db") for _ in range(2)]
+    queues = [QueueService(s, clock, CONFIG) for s in stores]
+
+    async def step(which: int) -> None:
+        with contextlib.suppress(ModelReinsError):
+            await _step(rng, queues[which], stores[which], clock)
+
+    try:
+        async with anyio.create_task_group() as background:
+            for store in stores:
+                await background.start(store.background)
+            for _ in range(40):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(4):
+                        tg.start_soon(step, rng.randrange(2))
+                for store in stores:
+                    await _check(store)
+            assert sum(s.db.group.commits for s in stores) > 0
+            background.cancel_scope.cancel()
     finally:
         for store in stores:
             await store.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from core.clock import FakeClock
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.queue import JobPatch, JobSpec, QueueService
+from core.store import SqliteStore
 from tests.queue.conftest import ADMIN, RecordingAudit, online
 
 
@@ -310,3 +313,42 @@ async def test_input_and_results_must_be_json(queue: QueueService) -> None:
     with pytest.raises(ValidationFailed):
         await queue.jobs.close(job.id, "w1", object())
     assert (await queue.jobs.get(job.id)).status == "running"
+
+
+async def test_passes_run_side_by_side_never_race_each_other_for_a_job(
+    queue: QueueService, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers draining a backlog together, writes sharing commits: each close runs a
+    routing pass, and no pass tries to assign a job another one just took."""
+    for i in range(24):
+        await queue.jobs.submit(JobSpec(prompt=f"p{i}"), actor=ADMIN)
+    outcomes: list[bool] = []
+    assign = store.jobs.assign
+
+    async def counted(job_id: int, worker: str, risk_tier: str, now: datetime) -> bool:
+        outcomes.append(await assign(job_id, worker, risk_tier, now))
+        return outcomes[-1]
+
+    monkeypatch.setattr(store.jobs, "assign", counted)
+    done: list[int] = []
+
+    async def drain(name: str) -> None:
+        await online(queue, name, capacity=2)
+        while len(done) < 24:
+            jobs = await queue.jobs.inbox(name)
+            if not jobs:
+                await anyio.lowlevel.checkpoint()
+            for job in jobs:
+                await queue.jobs.claim(job.id, name)
+                await queue.jobs.close(job.id, name, "ok")
+                done.append(job.id)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            await tg.start(store.background)
+            async with anyio.create_task_group() as workers:
+                for i in range(4):
+                    workers.start_soon(drain, f"w{i}")
+            tg.cancel_scope.cancel()
+    assert len(set(done)) == 24
+    assert outcomes == [True] * 24  # one assignment per job: not one lost race

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,7 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import ValidationFailed
+from core.queue.context import job_model
 from core.queue.models import Job, JobPatch, JobSpec, normalize_tags, parse_model
+from core.store.queue import AttemptRow, JobRow
+from tests.queue.conftest import START
 
 
 @pytest.mark.parametrize(("raw", "tags"), [
@@ -76,3 +80,26 @@ def test_jobs_are_camel_case_on_rest_and_snake_case_for_workers() -> None:
 def test_tags_that_are_not_strings_are_a_validation_error(body: dict[str, Any]) -> None:
     with pytest.raises(ValidationFailed):
         parse_model(JobSpec, body)
+
+
+_ROW = JobRow(
+    id=7, prompt="p", input={"k": [1, "two"]}, tags=("code", "ops"), capability="code",
+    provider=None, model="m", effort="deep", urgency="high", priority=2, status="done",
+    risk_tier="audit", assigned_to="w1", assigned_at=START, attempts=2, max_attempts=3,
+    timeout_s=60, lease_expires_at=None, result="ok", error=None, approved_by="alice",
+    created_by="alice", created_at=START, updated_at=START + timedelta(seconds=1),
+    history=(
+        AttemptRow(7, 1, "w2", "wkr_2", START, START, "lost", "lease expired"),
+        AttemptRow(7, 2, "w1", "wkr_1", START, START + timedelta(seconds=1), "done"),
+    ),
+)
+
+
+def test_a_job_built_from_a_stored_row_is_the_job_validation_would_build() -> None:
+    job = job_model(_ROW)
+    validated = Job.model_validate(job.model_dump())
+    assert job == validated
+    assert job.model_fields_set == validated.model_fields_set
+    assert job.wire() == validated.wire()
+    assert job.worker_wire() == validated.worker_wire()
+    assert job.model_dump_json() == validated.model_dump_json()
