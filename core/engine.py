@@ -8,12 +8,13 @@ CLI — are thin translations onto its methods and services.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -56,14 +57,15 @@ log = logging.getLogger("modelreins.engine")
 
 @dataclass
 class DispatchHandle:
-    """A dispatch running in the engine's background; ``done`` fires when it is recorded."""
+    """A dispatch running in the engine's background; its ``task`` ends once it is
+    recorded."""
 
     id: str
     prompt: str
     provider: str
     """The provider it went to first."""
     started_at: datetime
-    done: anyio.Event = field(default_factory=anyio.Event)
+    task: asyncio.Task[None] | None = None
     record: DispatchRecord | None = None
     error: ModelReinsError | None = None
 
@@ -73,6 +75,15 @@ class DispatchHandle:
         dispatches finish inside their caller's wait and are never shown running)."""
         return DispatchRecord(id=self.id, status="running", prompt=self.prompt,
                               provider=self.provider, created_at=self.started_at)
+
+    async def wait(self, timeout_s: float | None) -> DispatchRecord:
+        """The finished record (raises its error) once recorded, or the running
+        placeholder when ``timeout_s`` runs out. Cancelling the waiter leaves the
+        dispatch running."""
+        task = self.task
+        if task is not None and not task.done():
+            await asyncio.wait((task,), timeout=timeout_s)
+        return self.outcome()
 
     def outcome(self) -> DispatchRecord:
         """The finished record (raises its error), or the running placeholder."""
@@ -183,6 +194,8 @@ class Engine:
                     # rather than an ExceptionGroup wrapping it.
                     failure = exc
                 finally:
+                    with anyio.CancelScope(shield=True):
+                        await engine._stop_dispatches()
                     tg.cancel_scope.cancel()
             engine._tg = None
             for provider in engine.providers.values():
@@ -192,6 +205,9 @@ class Engine:
 
     @property
     def task_group(self) -> TaskGroup:
+        return self._require_running()
+
+    def _require_running(self) -> TaskGroup:
         if self._tg is None:
             raise RuntimeError("the engine is not running; use `async with Engine.open()`")
         return self._tg
@@ -226,9 +242,7 @@ class Engine:
                                                   allowed=principal.providers,
                                                   actor=principal.actor)
         handle = self.start_dispatch(req, principal=principal, dispatch_id=dispatch_id)
-        with anyio.move_on_after(wait_s):
-            await handle.done.wait()
-        return handle.outcome()
+        return await handle.wait(wait_s)
 
     def start_dispatch(self, req: DispatchRequest, *, principal: Principal = LOCAL,
                        dispatch_id: str | None = None) -> DispatchHandle:
@@ -236,8 +250,13 @@ class Engine:
         plan = self.dispatcher.plan(req, principal.providers)
         dispatch_id = dispatch_id or new_id("dsp")
         handle = DispatchHandle(dispatch_id, plan.prompt, plan.chain[0], self.clock.now())
+        self._require_running()
         self._inflight[dispatch_id] = handle
-        self.task_group.start_soon(self._run_handle, handle, plan, principal.actor)
+        # A plain asyncio task, not one of the task group's: spawning through anyio costs
+        # ~3x as much (its task bookkeeping and cancel scopes; ~80 µs of a ~330 µs echo
+        # dispatch). The engine cancels and awaits the ones still running when it closes.
+        handle.task = asyncio.get_running_loop().create_task(
+            self._run_handle(handle, plan, principal.actor), name=f"dispatch {dispatch_id}")
         return handle
 
     async def _run_handle(self, handle: DispatchHandle, plan: Plan, actor: str) -> None:
@@ -245,9 +264,21 @@ class Engine:
             handle.record = await self.dispatcher.run(plan, handle.id, actor)
         except ModelReinsError as exc:
             handle.error = exc
+        except Exception as exc:
+            # A bug, not a provider failure (those arrive as ModelReinsError): the caller
+            # gets an INTERNAL error and the engine keeps serving.
+            log.exception("dispatch %s failed unexpectedly", handle.id)
+            handle.error = ModelReinsError(f"internal error: {type(exc).__name__}")
         finally:
             self._inflight.pop(handle.id, None)
-            handle.done.set()
+
+    async def _stop_dispatches(self) -> None:
+        """Cancel the background dispatches still running and wait for them to end."""
+        tasks = [h.task for h in self._inflight.values() if h.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     def dispatch_stream(self, req: DispatchRequest, *, principal: Principal = LOCAL
                         ) -> AsyncGenerator[DispatchEvent, None]:
@@ -259,9 +290,7 @@ class Engine:
         record when ``timeout_s`` runs out."""
         handle = self._inflight.get(dispatch_id)
         if handle is not None:
-            with anyio.move_on_after(timeout_s):
-                await handle.done.wait()
-            return handle.outcome()
+            return await handle.wait(timeout_s)
         record = await self.get_dispatch(dispatch_id)
         if record.status == "error" and record.error is not None:
             raise error_from_wire(record.error.wire())

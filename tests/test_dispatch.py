@@ -227,6 +227,53 @@ async def test_wait_budget_checks_the_request_at_once_and_keeps_its_restrictions
     assert (failed.status, failed.provider) == ("error", "backup")
 
 
+async def test_waiter_cancelled_leaves_the_dispatch_running(
+    engine: Engine, providers: dict[str, ScriptedProvider]
+) -> None:
+    gate = anyio.Event()
+    providers["main"].steps = [Step(deltas=["late"], gate=gate)]
+    running = await engine.dispatch(req(), wait_s=0)
+    with anyio.move_on_after(0) as waiting:
+        await engine.wait_dispatch(running.id, 30)
+    assert waiting.cancelled_caught
+    gate.set()
+    with anyio.fail_after(5):
+        done = await engine.wait_dispatch(running.id, 30)
+    assert (done.status, done.text) == ("success", "late")
+
+
+async def test_a_bug_outside_the_providers_is_internal_and_the_engine_keeps_serving(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = engine.store.dispatches.add
+
+    async def broken(record: DispatchRecord) -> None:
+        monkeypatch.setattr(engine.store.dispatches, "add", recorded)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine.store.dispatches, "add", broken)
+    with pytest.raises(ModelReinsError) as caught:
+        await engine.dispatch(req(), wait_s=5)
+    assert caught.value.code == "INTERNAL"
+    assert "disk on fire" not in str(caught.value)
+    assert (await engine.dispatch(req(), wait_s=5)).status == "success"
+
+
+async def test_closing_the_engine_cancels_its_background_dispatches(tmp_path: Path) -> None:
+    stalled = ScriptedProvider("main")
+    stalled.steps = [Step(deltas=["never"], gate=anyio.Event())]
+    with anyio.fail_after(5):
+        async with Engine.open(tmp_path, settings=settings_for(main="default"),
+                               store=open_memory_store()) as eng:
+            eng.providers.clear()
+            eng.providers.update(main=stalled)
+            running = await eng.dispatch(req(), wait_s=0)
+            task = eng._inflight[running.id].task
+            assert task is not None and not task.done()
+    assert task.cancelled()
+    assert not eng._inflight
+
+
 async def test_unexpected_provider_bug_becomes_provider_error(
     engine: Engine, providers: dict[str, ScriptedProvider]
 ) -> None:

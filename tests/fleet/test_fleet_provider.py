@@ -128,5 +128,5 @@ async def test_a_busy_fleet_queues_the_job_instead_of_refusing(fleet: Fleet) -> 
         queued = waiting.items[0]
         assert (queued.prompt, queued.assigned_to) == ("x", None)
         await drain()
-        await handle.done.wait()
+        await handle.wait(None)
     assert handle.outcome().text == "second"
