@@ -60,13 +60,14 @@ class AuditLog:
             raise field_error("actor", "must not be empty")
         if not action:
             raise field_error("action", "must not be empty")
+        encoded = None
         if details is not None:
             try:
-                json.dumps(details)
+                encoded = json.dumps(details, ensure_ascii=False)
             except (TypeError, ValueError) as exc:
                 raise field_error("details", f"must be JSON-serialisable ({exc})") from exc
         await self.repo.add(at=to_ms(self.clock.now()), actor=actor, action=action,
-                            target=target, details=details)
+                            target=target, details=encoded)
 
     async def query(
         self,

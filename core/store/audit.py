@@ -60,10 +60,9 @@ class SqliteAudit:
 
     async def add(
         self, *, at: datetime, actor: str, action: str, target: str | None,
-        details: dict[str, Any] | None,
+        details: str | None,
     ) -> None:
-        encoded = json.dumps(details, ensure_ascii=False) if details is not None else None
-        self.writes.submit(Statement(INSERT, (iso(at), actor, action, target, encoded)))
+        self.writes.submit(Statement(INSERT, (iso(at), actor, action, target, details)))
 
     async def page(
         self,

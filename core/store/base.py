@@ -126,8 +126,9 @@ class AuditRow:
 class AuditRepo(Protocol):
     async def add(
         self, *, at: datetime, actor: str, action: str, target: str | None,
-        details: dict[str, Any] | None,
-    ) -> None: ...
+        details: str | None,
+    ) -> None:
+        """Append an entry; ``details`` is already JSON text."""
 
     async def page(
         self,
