@@ -255,8 +255,18 @@ class JobService:
 
     async def inbox(self, worker_name: str, status: str = "pending") -> builtins.list[Job]:
         """Jobs assigned to the worker in ``status`` (default: waiting to be claimed)."""
-        rows = await self.ctx.store.jobs.inbox(worker_name, status)
-        if not rows and await self.ctx.store.workers.by_name(worker_name) is None:
+        store = self.ctx.store
+        if status != "pending":
+            rows = await store.jobs.inbox(worker_name, status)
+            if not rows and await store.workers.by_name(worker_name) is None:
+                await refuse_unknown(self.ctx, worker_name)
+            return [job_model(r) for r in rows]
+        # What the worker holds unclaimed is known from memory as exactly as the worker
+        # itself: a worker back for more (each long-poll starts here) usually holds none,
+        # and then there is no job to read.
+        worker, held = await store.workers.holding(worker_name)
+        rows = await store.jobs.inbox(worker_name, status) if held.assigned else []
+        if not rows and worker is None:
             await refuse_unknown(self.ctx, worker_name)
         return [job_model(r) for r in rows]
 
@@ -374,6 +384,5 @@ class JobService:
                 left = deadline - anyio.current_time()
                 if job.status in TERMINAL or left <= 0 or self.ctx.stopping:
                     return job
-                with anyio.move_on_after(min(recheck_s, left)):
-                    await changed.wait()
+                await changed.wait(min(recheck_s, left))
 

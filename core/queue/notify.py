@@ -10,6 +10,8 @@ store at a bounded interval.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
@@ -30,11 +32,11 @@ def job_key(job_id: int) -> tuple[str, int]:
 class Watch:
     """The next notification of one key, shared by everyone watching it meanwhile."""
 
-    __slots__ = ("_event", "complete", "fired", "items")
+    __slots__ = ("_waiters", "complete", "fired", "items")
 
     def __init__(self) -> None:
         # Made on the first wait only: most watches of a busy inbox end without waiting.
-        self._event: anyio.Event | None = None
+        self._waiters: list[asyncio.Future[None]] | None = None
         self.fired = False
         self.items: list[object] = []
         """What the notifications carried."""
@@ -47,17 +49,36 @@ class Watch:
         else:
             self.items.append(item)
         self.fired = True
-        if self._event is not None:
-            self._event.set()
+        for waiter in self._waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
 
-    async def wait(self) -> None:
-        """Return once the watch has fired."""
+    async def wait(self, timeout_s: float = math.inf) -> bool:
+        """Return once the watch has fired (True) or ``timeout_s`` has passed (False)."""
         if self.fired:
             await anyio.lowlevel.checkpoint()
-            return
-        if self._event is None:
-            self._event = anyio.Event()
-        await self._event.wait()
+            return True
+        # A future and a timer of the loop's own: the cancel scope of anyio.move_on_after
+        # and an anyio.Event cost several times more, and every long-poll waits once per
+        # job it gets. Cancelling the task (an enclosing cancel scope) ends the wait.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        timer = loop.call_later(timeout_s, _expire, waiter) if timeout_s < math.inf else None
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiters.remove(waiter)
+        return self.fired
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Changes:
@@ -103,7 +124,5 @@ class Changes:
 
     async def wait(self, key: Hashable, timeout_s: float) -> bool:
         """Wait for the next notification of ``key``; False on timeout."""
-        with self.watch(key) as watch, anyio.move_on_after(timeout_s):
-            await watch.wait()
-            return True
-        return False
+        with self.watch(key) as watch:
+            return await watch.wait(timeout_s)

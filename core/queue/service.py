@@ -109,8 +109,7 @@ class QueueService:
                 deadline = now + timeout_s if deadline is None else deadline
                 if deadline <= now:
                     return jobs
-                with anyio.move_on_after(min(recheck_s, deadline - now)):
-                    await assigned.wait()
+                await assigned.wait(min(recheck_s, deadline - now))
                 if assigned.complete and assigned.items and not self.ctx.stopping:
                     # Jobs this process just assigned, as they were committed: no need to
                     # read them back (a job that moved on since gets CONFLICT on claim,

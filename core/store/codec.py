@@ -18,11 +18,24 @@ __all__ = ["instant", "opt_instant", "opt_text", "tags", "tags_text", "text"]
 _ZERO = timedelta(0)
 
 
+_last: tuple[datetime, str] = (datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01T00:00:00.000Z")
+"""The instant :func:`text` wrote last, and its text."""
+
+
 def text(moment: datetime) -> str:
-    """``2026-11-21T17:07:26.123Z`` — what :func:`core.clock.iso` gives, without strftime."""
+    """``2026-11-21T17:07:26.123Z`` — what :func:`core.clock.iso` gives, without strftime.
+    A job's transitions within one millisecond store the same instant: the last text
+    made is kept for the next."""
+    global _last
+    last = _last
+    if moment == last[0]:
+        return last[1]
+    given = moment
     if moment.tzinfo is not UTC and moment.utcoffset() != _ZERO:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
+    made = moment.isoformat(timespec="milliseconds")[:23] + "Z"
+    _last = (given, made)
+    return made
 
 
 def opt_text(moment: datetime | None) -> str | None:

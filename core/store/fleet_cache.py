@@ -3,7 +3,8 @@
 Each submission routes against the fleet: every live worker row, what each worker holds
 and the session grants. Read from SQLite that is ~100 µs per job, most of it decoding rows
 that have not changed. Here those reads are served from memory while the store is provably
-unchanged, and re-read otherwise.
+unchanged, and re-read otherwise. Each long-poll asks too: a worker's inbox of jobs to claim
+is empty exactly when it holds none assigned, which is what a worker back for more finds.
 
 *Unchanged* is told by one counter row, ``queue_version``, that triggers increment on every
 change to the fleet: a worker row added or changed, a job entering, moving within or
@@ -45,6 +46,9 @@ WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL
 """
 
 
+_NOTHING = InHand()
+
+
 @dataclass
 class _Hands:
     """One worker's jobs in hand: how many assigned and unclaimed, the running ones' leases."""
@@ -74,6 +78,8 @@ class FleetCache:
         """Live workers by name, in name order."""
         self.grants: dict[str, frozenset[str]] | None = None
         self._hands: dict[str, _Hands] | None = None
+        self._shown: dict[str, InHand] | None = None
+        """What :meth:`in_hand` last gave out, until one of :attr:`_hands` changes."""
         self._expected: list[tuple[int, Callable[[], None]]] = []
         self._expected_in = -1
         """The transaction (:attr:`Database.transactions`) :attr:`_expected` belongs to."""
@@ -86,7 +92,7 @@ class FleetCache:
             self.version = n
 
     def drop(self) -> None:
-        self.workers = self.grants = self._hands = None
+        self.workers = self.grants = self._hands = self._shown = None
 
     def expect(self, changes: int, apply: Callable[[], None]) -> None:
         """Inside a write transaction that made ``changes`` fleet changes: ``apply`` them
@@ -116,6 +122,17 @@ class FleetCache:
         """Per worker name, what it holds (``checked``: :meth:`check` was just called)."""
         if not checked:
             self.check()
+        if self._shown is None:
+            self._shown = {name: hands.view() for name, hands in self._held().items()
+                           if hands.assigned or hands.leases}
+        return dict(self._shown)
+
+    def held_by(self, worker: str) -> InHand:
+        """What ``worker`` holds; call right after :meth:`check`."""
+        hands = self._held().get(worker)
+        return _NOTHING if hands is None else hands.view()
+
+    def _held(self) -> dict[str, _Hands]:
         if self._hands is None:
             self._hands = {}
             for job_id, worker, status, lease in self.db.conn.execute(HELD_JOBS):
@@ -124,14 +141,13 @@ class FleetCache:
                     hands.leases[job_id] = opt_instant(lease)
                 else:
                     hands.assigned += 1
-        return {name: hands.view() for name, hands in self._hands.items()
-                if hands.assigned or hands.leases}
+        return self._hands
 
     def _hands_of(self, worker: str) -> _Hands | None:
         if self._hands is None:
             return None
         hands = self._hands.setdefault(worker, _Hands())
-        hands.shown = None
+        hands.shown = self._shown = None
         return hands
 
     def assigned(self, worker: str, at: str) -> None:

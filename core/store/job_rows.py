@@ -42,8 +42,13 @@ def tuples(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> sqli
     return cursor.execute(sql, args)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+"""What ``json.dumps(value, ensure_ascii=False)`` uses, made once: ``dumps`` makes a new
+one per call whenever an option is given (every job's result passes through here)."""
+
+
 def to_json(value: Any) -> str | None:
-    return json.dumps(value, ensure_ascii=False) if value is not None else None
+    return _ENCODER.encode(value) if value is not None else None
 
 
 def from_json(raw: str | None) -> Any:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from core.store.frozen import fast_init
+
 __all__ = [
     "ArtifactRepo",
     "ArtifactRow",
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True)
 class AttemptRow:
     """One claim of a job; ``outcome`` is None while it runs."""
@@ -44,6 +47,7 @@ class AttemptRow:
     error: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class NewJob:
     prompt: str
@@ -65,6 +69,7 @@ class NewJob:
     """Only for a job held for a worker's session approval."""
 
 
+@fast_init
 @dataclass(frozen=True)
 class JobRow:
     id: int
@@ -94,6 +99,7 @@ class JobRow:
     history: tuple[AttemptRow, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class CapabilityRow:
     name: str
@@ -101,6 +107,7 @@ class CapabilityRow:
     requires_secrets: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class WorkerRow:
     id: str
@@ -125,6 +132,7 @@ class WorkerRow:
     revoked_at: datetime | None = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class InHand:
     """What one worker holds: claimed jobs, assigned-but-unclaimed jobs, latest lease."""
@@ -134,6 +142,7 @@ class InHand:
     lease_until: datetime | None = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class StatsRow:
     done_30d: int = 0
@@ -298,6 +307,12 @@ class WorkerRepo(Protocol):
     async def fleet_now(self) -> tuple[list[WorkerRow], dict[str, InHand]]:
         """The live workers by name and, per worker name, what it holds (as
         :meth:`JobRepo.in_hand`), both as of one instant: what every routing pass reads."""
+        ...
+
+    async def holding(self, name: str) -> tuple[WorkerRow | None, InHand]:
+        """The live worker with this name (None if there is none) and what the name holds
+        (as :meth:`JobRepo.in_hand`; nothing if absent there), both as of one instant.
+        ``assigned`` counts exactly the jobs :meth:`JobRepo.inbox` lists as ``pending``."""
         ...
 
     async def set_state(self, worker_id: str, state: str, now: datetime) -> WorkerRow | None: ...

@@ -136,6 +136,10 @@ class SqliteWorkers:
         live = self._live()
         return list(live.values()), self.fleet.in_hand(checked=True)
 
+    async def holding(self, name: str) -> tuple[WorkerRow | None, InHand]:
+        live = self._live()  # one check of the counter covers both, as in fleet_now
+        return live.get(name), self.fleet.held_by(name)
+
     def _live(self, *, checked: bool = False) -> dict[str, WorkerRow]:
         """Live workers by name: what every routing pass (and every inbox read) asks for."""
         fleet = self.fleet

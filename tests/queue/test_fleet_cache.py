@@ -59,6 +59,10 @@ async def _check(store: SqliteStore) -> None:
     assert cached_workers == store.workers._read(SELECT_ALL_LIVE)
     assert cached_hands == _fresh_in_hand(store)
     assert await store.workers.fleet_now() == (cached_workers, cached_hands)
+    live = {w.name: w for w in cached_workers}
+    for name in NAMES:  # what an inbox read asks (core.queue.jobs.JobService.inbox)
+        assert await store.workers.holding(name) == (live.get(name),
+                                                     cached_hands.get(name, InHand()))
     store.jobs.fleet.grants = None
     assert cached_grants == await store.jobs.session_grants()
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import pytest
 
 from core.clock import FakeClock
 from core.config import QueueConfig
+from core.errors import NotFound
 from core.ids import new_id
 from core.queue import Job, JobSpec, QueueService
 from core.queue.allocate import explanation_model
+from core.queue.notify import Changes, inbox_key
 from core.store import SqliteStore, open_sqlite
 from tests.queue.conftest import ADMIN, online
 
@@ -139,3 +142,101 @@ async def test_wait_inbox_returns_at_once_when_work_is_waiting(queue: QueueServi
     with anyio.fail_after(5):
         assert [j.id for j in await queue.wait_inbox("w1", timeout_s=30)] == [job.id]
         assert await queue.wait_inbox("w1", timeout_s=0) != []
+
+
+async def test_an_idle_workers_inbox_is_answered_without_reading_jobs(
+    queue: QueueService, store: SqliteStore,
+) -> None:
+    """Every long-poll starts with an inbox read, and a worker back for more usually holds
+    nothing: what it holds is known from memory (core.store.fleet_cache), exactly."""
+    await online(queue, "w1")
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        assert await queue.jobs.inbox("w1") == []  # may load what workers hold, once
+        statements.clear()
+        assert await queue.jobs.inbox("w1") == []
+        assert not [s for s in statements if "FROM jobs" in s]
+        job = await queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+        assert [j.id for j in await queue.jobs.inbox("w1")] == [job.id]
+        await queue.jobs.claim(job.id, "w1")
+        statements.clear()
+        assert await queue.jobs.inbox("w1") == []
+        assert not [s for s in statements if "FROM jobs" in s]
+    finally:
+        store.db.conn.set_trace_callback(None)
+    with pytest.raises(NotFound):
+        await queue.jobs.inbox("nobody")
+
+
+async def test_an_inbox_shows_a_job_another_process_assigned(
+    tmp_path: Path, clock: FakeClock,
+) -> None:
+    path = tmp_path / "q.db"
+    config = QueueConfig(presence_window_s=30)
+    here, there = open_sqlite(path), open_sqlite(path)
+    try:
+        polling, submitting = QueueService(here, clock, config), QueueService(there, clock, config)
+        await online(submitting, "w1", capacity=2)
+        assert await polling.jobs.inbox("w1") == []  # nothing held, as of now
+        job = await submitting.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
+        assert [j.id for j in await polling.jobs.inbox("w1")] == [job.id]
+        await submitting.jobs.claim(job.id, "w1")
+        assert await polling.jobs.inbox("w1") == []
+        # A long-poll in progress notices it within its recheck interval.
+        seen: list[list[Job]] = []
+
+        async def poll() -> None:
+            seen.append(await polling.wait_inbox("w1", timeout_s=30, recheck_s=0.02))
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(poll)
+                await anyio.wait_all_tasks_blocked()
+                again = await submitting.jobs.submit(JobSpec(prompt="y"), actor=ADMIN)
+        assert [[j.id for j in jobs] for jobs in seen] == [[again.id]]
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_wait_inbox_gives_up_empty_when_time_runs_out(queue: QueueService) -> None:
+    await online(queue, "w1")
+    with anyio.fail_after(5):
+        assert await queue.wait_inbox("w1", timeout_s=0.02, recheck_s=0.01) == []
+    assert queue.changes.watching(inbox_key("w1")) == 0
+
+
+async def test_a_cancelled_wait_leaves_nothing_behind(queue: QueueService) -> None:
+    """Waits time out on the loop's own timers, not anyio cancel scopes: an enclosing
+    scope still ends them, and a later notification finds no one left to wake."""
+    await online(queue, "w1")
+    with anyio.move_on_after(0.02) as scope:
+        await queue.wait_inbox("w1", timeout_s=30, recheck_s=30)
+    assert scope.cancelled_caught
+    assert queue.changes.watching(inbox_key("w1")) == 0
+    changes = Changes()
+    with changes.watch("k") as watch:
+        with anyio.move_on_after(0.01):
+            await watch.wait()
+        assert not watch._waiters
+        changes.notify("k", "item")
+        assert watch.fired
+        assert await watch.wait(0) is True  # fired already: at once
+
+
+async def test_changes_wait_tells_a_notification_from_a_timeout() -> None:
+    changes = Changes()
+    with anyio.fail_after(5):
+        assert await changes.wait("k", 0.01) is False
+        async with anyio.create_task_group() as tg:
+            results: list[bool] = []
+
+            async def wait() -> None:
+                results.append(await changes.wait("k", 30))
+
+            tg.start_soon(wait)
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            changes.notify("k")
+        assert results == [True, True]
