@@ -140,11 +140,10 @@ class SqliteWorkers:
         live = self._live()  # one check of the counter covers both, as in fleet_now
         return live.get(name), self.fleet.held_by(name)
 
-    def _live(self, *, checked: bool = False) -> dict[str, WorkerRow]:
+    def _live(self) -> dict[str, WorkerRow]:
         """Live workers by name: what every routing pass (and every inbox read) asks for."""
         fleet = self.fleet
-        if not checked:
-            fleet.check()
+        fleet.check()
         if fleet.workers is None:
             fleet.workers = {w.name: w for w in self._read(SELECT_ALL_LIVE)}
         return fleet.workers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -93,14 +95,24 @@ async def test_wait_for_gives_back_the_unfinished_job_when_time_runs_out(
     assert waited.status == "pending"
 
 
-async def test_wait_for_sees_a_close_made_by_another_process(
-    tmp_path: Path, clock: FakeClock,
-) -> None:
+@asynccontextmanager
+async def _two_processes(tmp_path: Path, clock: FakeClock
+                         ) -> AsyncIterator[tuple[QueueService, QueueService]]:
+    """Two queues on one SQLite file, as two processes sharing a home have."""
     path = tmp_path / "q.db"
     config = QueueConfig(presence_window_s=30)
     here, there = open_sqlite(path), open_sqlite(path)
     try:
-        waiting, closing = QueueService(here, clock, config), QueueService(there, clock, config)
+        yield QueueService(here, clock, config), QueueService(there, clock, config)
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_wait_for_sees_a_close_made_by_another_process(
+    tmp_path: Path, clock: FakeClock,
+) -> None:
+    async with _two_processes(tmp_path, clock) as (waiting, closing):
         await online(closing, "w1")
         job = await closing.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
         await closing.jobs.claim(job.id, "w1")
@@ -115,25 +127,32 @@ async def test_wait_for_sees_a_close_made_by_another_process(
                 await anyio.wait_all_tasks_blocked()
                 await closing.jobs.close(job.id, "w1", "done elsewhere")
         assert seen[0].result == "done elsewhere"
-    finally:
-        await here.close()
-        await there.close()
 
 
-async def test_wait_inbox_wakes_when_work_is_assigned(queue: QueueService) -> None:
-    await online(queue, "w1")
+async def _long_poll_then(queue: QueueService, worker: str, recheck_s: float,
+                          act: Callable[[], Awaitable[Job]]) -> tuple[list[int], Job]:
+    """Start ``worker``'s long-poll, ``act`` once it is waiting: the ids the poll returned,
+    and what ``act`` made."""
     seen: list[list[Job]] = []
 
     async def poll() -> None:
-        seen.append(await queue.wait_inbox("w1", timeout_s=30, recheck_s=30))
+        seen.append(await queue.wait_inbox(worker, timeout_s=30, recheck_s=recheck_s))
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(poll)
             await anyio.wait_all_tasks_blocked()
             assert not seen
-            job = await queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
-    assert [[j.id for j in jobs] for jobs in seen] == [[job.id]]
+            made = await act()
+    [jobs] = seen
+    return [j.id for j in jobs], made
+
+
+async def test_wait_inbox_wakes_when_work_is_assigned(queue: QueueService) -> None:
+    await online(queue, "w1")
+    got, job = await _long_poll_then(
+        queue, "w1", 30, lambda: queue.jobs.submit(JobSpec(prompt="x"), actor=ADMIN))
+    assert got == [job.id]
 
 
 async def test_wait_inbox_returns_at_once_when_work_is_waiting(queue: QueueService) -> None:
@@ -172,11 +191,7 @@ async def test_an_idle_workers_inbox_is_answered_without_reading_jobs(
 async def test_an_inbox_shows_a_job_another_process_assigned(
     tmp_path: Path, clock: FakeClock,
 ) -> None:
-    path = tmp_path / "q.db"
-    config = QueueConfig(presence_window_s=30)
-    here, there = open_sqlite(path), open_sqlite(path)
-    try:
-        polling, submitting = QueueService(here, clock, config), QueueService(there, clock, config)
+    async with _two_processes(tmp_path, clock) as (polling, submitting):
         await online(submitting, "w1", capacity=2)
         assert await polling.jobs.inbox("w1") == []  # nothing held, as of now
         job = await submitting.jobs.submit(JobSpec(prompt="x"), actor=ADMIN)
@@ -184,20 +199,10 @@ async def test_an_inbox_shows_a_job_another_process_assigned(
         await submitting.jobs.claim(job.id, "w1")
         assert await polling.jobs.inbox("w1") == []
         # A long-poll in progress notices it within its recheck interval.
-        seen: list[list[Job]] = []
-
-        async def poll() -> None:
-            seen.append(await polling.wait_inbox("w1", timeout_s=30, recheck_s=0.02))
-
-        with anyio.fail_after(5):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(poll)
-                await anyio.wait_all_tasks_blocked()
-                again = await submitting.jobs.submit(JobSpec(prompt="y"), actor=ADMIN)
-        assert [[j.id for j in jobs] for jobs in seen] == [[again.id]]
-    finally:
-        await here.close()
-        await there.close()
+        got, again = await _long_poll_then(
+            polling, "w1", 0.02,
+            lambda: submitting.jobs.submit(JobSpec(prompt="y"), actor=ADMIN))
+        assert got == [again.id]
 
 
 async def test_wait_inbox_gives_up_empty_when_time_runs_out(queue: QueueService) -> None:
