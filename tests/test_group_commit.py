@@ -162,3 +162,29 @@ async def test_writes_queued_when_the_background_stops_are_committed(db: Databas
     # Stopped: writes commit at once again.
     assert await db.write(_insert("after")) == "after"
     assert _items(db) == ["after", "late"]
+
+
+async def test_cancelling_one_waiting_write_leaves_the_others_of_its_batch_waiting(
+    db: Database,
+) -> None:
+    outcomes: dict[str, str] = {}
+
+    async def write(name: str) -> None:
+        outcomes[name] = await db.write(_insert(name))
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(db.group.serve)
+        async with anyio.create_task_group() as writers:
+            writers.start_soon(write, "leader")
+            writers.start_soon(write, "other")
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as cancelled:
+                    cancelled.start_soon(write, "cancelled")
+                    while db.group.queued < 3:
+                        await anyio.lowlevel.checkpoint()
+                    scope.cancel()
+        tg.cancel_scope.cancel()
+    # The cancelled write is withdrawn (or, if its batch committed first, made); either
+    # way the writes sharing its batch are committed and their callers told so.
+    assert outcomes == {"leader": "leader", "other": "other"}
+    assert {"leader", "other"} <= set(_items(db))

@@ -31,12 +31,12 @@ open transaction — a write runs at once in a transaction of its own.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
-import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 if TYPE_CHECKING:
@@ -55,12 +55,18 @@ about doubling the writes per commit in bench/queue_throughput.py."""
 class _Write(Generic[T]):
     """One queued logical transaction and, once its batch is committed, its outcome."""
 
-    __slots__ = ("body", "error", "result")
+    __slots__ = ("body", "done", "error", "result")
 
     def __init__(self, body: Callable[[sqlite3.Connection], T]) -> None:
         self.body = body
         self.error: BaseException | None = None
         self.result: T | None = None
+        self.done: asyncio.Future[None] | None = None
+        """What its caller awaits, unless it leads the batch (and commits it itself)."""
+
+    def wake(self) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -69,14 +75,12 @@ class _Write(Generic[T]):
 
 
 class _Batch:
-    """The writes queued while one batch is open; ``done`` fires once they are committed."""
+    """The writes queued while one batch is open."""
 
-    __slots__ = ("done", "writes")
+    __slots__ = ("writes",)
 
     def __init__(self, first: _Write[object]) -> None:
         self.writes = [first]
-        self.done: anyio.Event | None = None
-        """Made when a second write joins: the first one commits the batch itself."""
 
 
 class GroupCommit:
@@ -108,11 +112,12 @@ class GroupCommit:
         if batch is None:
             return await self._lead(write)
         batch.writes.append(write)  # type: ignore[arg-type]
-        if batch.done is None:
-            batch.done = anyio.Event()
-        done = batch.done
+        # A future of the loop's own per write, not a shared anyio.Event: every write
+        # but a batch's first waits once, and cancelling one waiter must not end the
+        # others' wait (as cancelling a shared future would).
+        write.done = asyncio.get_running_loop().create_future()
         try:
-            await done.wait()
+            await write.done
         except BaseException:
             if self._batch is batch:
                 batch.writes.remove(write)  # type: ignore[arg-type]
@@ -125,7 +130,7 @@ class GroupCommit:
         batch = self._batch = _Batch(write)  # type: ignore[arg-type]
         try:
             for _ in range(TURNS):
-                await anyio.lowlevel.checkpoint()
+                await asyncio.sleep(0)  # a turn, without anyio's per-call backend lookup
         except BaseException:
             if self._batch is batch:
                 batch.writes.remove(write)  # type: ignore[arg-type]
@@ -156,8 +161,8 @@ class GroupCommit:
             if batch.writes:
                 self._commit(batch.writes)
         finally:
-            if batch.done is not None:
-                batch.done.set()
+            for write in batch.writes:
+                write.wake()
 
     def _commit(self, batch: list[_Write[object]]) -> None:
         # No savepoint per write (two more statements each): a write whose body raises
