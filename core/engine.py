@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from core.models import DispatchRecord, DispatchRequest, Page, ProviderStatus
 from core.principal import LOCAL, Principal
 from core.providers import Provider, provider_class
 from core.queue import QueueService
+from core.queue.notify import Watch
 from core.reviews import ReviewService
 from core.store import SqliteStore, Store, open_sqlite
 from core.tasks.scheduler import OnFire, Scheduler, Sleeper, sleep_or_wake
@@ -68,6 +70,9 @@ class DispatchHandle:
     task: asyncio.Task[None] | None = None
     record: DispatchRecord | None = None
     error: ModelReinsError | None = None
+    finished: Watch = field(default_factory=Watch)
+    """Fired by the dispatch's own task as it ends, so its waiters resume in the next turn
+    of the loop (waiting on the task takes a turn more, through its done callbacks)."""
 
     @property
     def running(self) -> DispatchRecord:
@@ -80,9 +85,8 @@ class DispatchHandle:
         """The finished record (raises its error) once recorded, or the running
         placeholder when ``timeout_s`` runs out. Cancelling the waiter leaves the
         dispatch running."""
-        task = self.task
-        if task is not None and not task.done():
-            await asyncio.wait((task,), timeout=timeout_s)
+        if not self.finished.fired:
+            await self.finished.wait(math.inf if timeout_s is None else timeout_s)
         return self.outcome()
 
     def outcome(self) -> DispatchRecord:
@@ -271,14 +275,18 @@ class Engine:
             handle.error = ModelReinsError(f"internal error: {type(exc).__name__}")
         finally:
             self._inflight.pop(handle.id, None)
+            handle.finished.fire(None)
 
     async def _stop_dispatches(self) -> None:
         """Cancel the background dispatches still running and wait for them to end."""
-        tasks = [h.task for h in self._inflight.values() if h.task is not None]
+        handles = list(self._inflight.values())
+        tasks = [h.task for h in handles if h.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        for handle in handles:  # one cancelled before it started never fired
+            handle.finished.fire(None)
 
     def dispatch_stream(self, req: DispatchRequest, *, principal: Principal = LOCAL
                         ) -> AsyncGenerator[DispatchEvent, None]:

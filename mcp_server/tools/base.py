@@ -229,12 +229,17 @@ def adapt(spec: ToolSpec, engine: EngineSource, principal_of: PrincipalSource) -
 
 
 class ReinsTool(Tool):
-    """An SDK tool whose argument errors are protocol errors (``INVALID_PARAMS``), not results."""
+    """An SDK tool whose argument errors are protocol errors (``INVALID_PARAMS``), not results.
+
+    Its function (see :func:`adapt`) already returns the finished :class:`CallToolResult`,
+    its structured content dumped from a validated output model, so the SDK's result
+    conversion (which would validate that content against the same model again) is skipped.
+    """
 
     async def run(self, arguments: dict[str, Any], context: Any,
                   convert_result: bool = False) -> Any:
         try:
-            return await super().run(arguments, context, convert_result)
+            return await super().run(arguments, context, convert_result=False)
         except ToolError as exc:
             # Bodies never raise ToolError: one caused by a ValidationError is the SDK
             # rejecting the arguments against the input schema.
