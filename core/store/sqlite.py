@@ -204,7 +204,7 @@ def commit_statements(db: Database, batch: Sequence[Statement]) -> None:
     """Run ``batch`` in one transaction, in order (runs of one statement as ``executemany``)."""
     with db.transaction() as conn:
         for sql, run in itertools.groupby(batch, key=lambda s: s.sql):
-            conn.executemany(sql, [s.params for s in run])
+            conn.executemany(sql, [s.bound() for s in run])
 
 
 class SqliteStore:

@@ -50,9 +50,17 @@ class Statement:
     writer (history, audit) queue these, so one worker and one connection commit them all."""
 
     sql: str
-    params: tuple[Any, ...]
+    params: Any
+    """The statement's parameters, or the value ``encode`` makes them of."""
     key: str | None = None
     """What the submitting repository serves from memory until the row is committed."""
+    encode: Callable[[Any], tuple[Any, ...]] | None = None
+    """Builds the parameters from ``params`` on the writer's thread, off the caller's path
+    (a dispatch's history row: its JSON columns and timestamps)."""
+
+    def bound(self) -> tuple[Any, ...]:
+        """The parameters to execute the statement with."""
+        return self.params if self.encode is None else self.encode(self.params)
 
 
 class WriteBehind(Generic[Row]):
