@@ -279,20 +279,20 @@ async def test_closing_the_engine_releases_whoever_waits_on_a_dispatch(tmp_path:
     stalled.steps = [Step(deltas=["never"], gate=anyio.Event())] * 2
     seen: list[str] = []
     with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            async with Engine.open(tmp_path, settings=settings_for(main="default"),
-                                   store=open_memory_store()) as eng:
-                eng.providers.clear()
-                eng.providers.update(main=stalled)
-                waited = eng.start_dispatch(req())
+        async with anyio.create_task_group() as tg, \
+                Engine.open(tmp_path, settings=settings_for(main="default"),
+                            store=open_memory_store()) as eng:
+            eng.providers.clear()
+            eng.providers.update(main=stalled)
+            waited = eng.start_dispatch(req())
 
-                async def wait() -> None:
-                    seen.append((await waited.wait(30)).status)
+            async def wait() -> None:
+                seen.append((await waited.wait(30)).status)
 
-                tg.start_soon(wait)
-                await anyio.wait_all_tasks_blocked()
-                # Closing at once: this one is cancelled before its task ever ran.
-                unstarted = eng.start_dispatch(req())
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            # Closing at once: this one is cancelled before its task ever ran.
+            unstarted = eng.start_dispatch(req())
         assert seen == ["running"]
         assert (await unstarted.wait(30)).status == "running"
 
