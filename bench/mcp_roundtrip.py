@@ -4,11 +4,16 @@ For stdio and for Streamable HTTP, each server in its own process and the offici
 here (classic ``initialize`` handshake, one call at a time):
 
 * bare:          a bare ``MCPServer`` with a one-line tool (``ping() -> "pong"``)
+* bare record:   for reference, a one-line tool on that server returning a stored dispatch
+                 record under the same output schema as ``mr_dispatch``: what the SDK alone
+                 spends on that result (the client validates every structured result
+                 against the tool's output schema, field by field); the step from it to
+                 ``mr_dispatch`` is ModelReins's own code
 * mr_providers:  ``modelreins mcp`` / ``modelreins serve`` (bearer token auth on HTTP)
 * mr_dispatch:   the same, dispatching to the built-in ``echo`` provider (history recorded
                  in the home's SQLite file)
 
-The three are called round-robin, one call each per round, so a busy machine slows them
+They are called round-robin, one call each per round, so a busy machine slows them
 alike and the ratios stay meaningful.
 
 Prints p50 and p99 of each and the ratio to bare. Target: within 1.3× of the bare SDK.
@@ -58,6 +63,28 @@ async def ping() -> str:
     return "pong"
 
 
+"""
+BARE_RECORD = """
+import sys
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
+
+from core.models import DispatchRecord
+from mcp_server.tools.schema import compact_schema
+
+RECORD = DispatchRecord.model_validate_json(sys.argv[2])
+
+
+async def record() -> DispatchRecord:
+    return RECORD
+
+
+# Published under mr_dispatch's output schema (the SDK's own would cost its client more).
+stored = Tool.from_function(record)
+stored.fn_metadata.output_schema = compact_schema(stored.fn_metadata.output_schema)
+server = MCPServer("bare", log_level="WARNING", tools=[stored])
+"""
+SERVE = """
 if sys.argv[1] == "stdio":
     server.run("stdio")
 else:
@@ -88,10 +115,16 @@ def fresh_home() -> Iterator[Path]:
         yield home
 
 
+def bare_argv(transport: str, record: str | None = None) -> list[str]:
+    """A bare server: the ``ping`` one, or with ``record`` (JSON) the ``record`` one."""
+    if record is None:
+        return [sys.executable, "-c", BARE + SERVE, transport]
+    return [sys.executable, "-c", BARE_RECORD + SERVE, transport, record]
+
+
 @contextmanager
-def bare_http() -> Iterator[tuple[str, dict[str, str]]]:
-    proc = subprocess.Popen([sys.executable, "-c", BARE, "http"], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE,
+def bare_http(argv: list[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    proc = subprocess.Popen(argv, cwd=ROOT, text=True, stdout=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert proc.stdout is not None
@@ -130,7 +163,8 @@ async def http_client(url: str, headers: dict[str, str]) -> AsyncIterator[Client
         yield client
 
 
-def stdio_client(command: str, args: list[str], env: dict[str, str]) -> Client:
+def stdio_client(argv: list[str], env: dict[str, str]) -> Client:
+    command, *args = argv
     params = StdioServerParameters(command=command, args=args, cwd=str(ROOT), env=env)
     return Client(params, mode="legacy")
 
@@ -155,9 +189,10 @@ async def interleaved(targets: dict[str, Call], n: int, warmup: int = 50
     return samples
 
 
-def targets(bare: Client, ours: Client) -> dict[str, Call]:
+def targets(bare: Client, stored: Client, ours: Client) -> dict[str, Call]:
     return {
         "bare ping": lambda: bare.call_tool("ping", {}),
+        "bare record": lambda: stored.call_tool("record", {}),
         "mr_providers": lambda: ours.call_tool("mr_providers", {}),
         "mr_dispatch": lambda: ours.call_tool("mr_dispatch", {"prompt": "benchmark me"}),
     }
@@ -172,28 +207,36 @@ def report(transport: str, samples: dict[str, list[float]]) -> None:
         p50, p99 = pct(values, 50), pct(values, 99)
         print(f"  {name:<14} p50 {p50 * 1000:7.3f} ms   p99 {p99 * 1000:7.3f} ms   "
               f"ratio p50 {p50 / b50:4.2f}×  p99 {p99 / b99:4.2f}×")
+    ours, floor = pct(samples["mr_dispatch"], 50), pct(samples["bare record"], 50)
+    print(f"  mr_dispatch over bare record (ModelReins's own code): "
+          f"p50 +{(ours - floor) * 1000:.3f} ms, {ours / floor:4.2f}×")
 
 
 async def run(n: int) -> None:
     print(f"{n} sequential calls of each (after 50 warm-up calls), interleaved round by round; "
           "classic handshake")
     with fresh_home() as home:
-        bare_params = ([sys.executable, "-c", BARE, "stdio"], {"PYTHONPATH": str(ROOT)})
-        async with stdio_client(bare_params[0][0], bare_params[0][1:], bare_params[1]) as bare, \
-                stdio_client(MODELREINS, ["mcp"], {"MODELREINS_HOME": str(home)}) as ours:
-            report("stdio", await interleaved(targets(bare, ours), n))
-
-    with fresh_home() as home, bare_http() as (bare_url, bare_headers), \
-            modelreins_http(home) as (url, headers):
-        async with http_client(bare_url, bare_headers) as bare, \
-                http_client(url, headers) as ours:
-            report("Streamable HTTP (bearer token auth for modelreins)",
-                   await interleaved(targets(bare, ours), n))
-
-    with fresh_home() as home:
         async with Engine.open(home) as engine:
             request = DispatchRequest(prompt="benchmark me")
+            record = (await engine.dispatch(request, wait_s=25)).model_dump_json(by_alias=True)
             alone = await latencies(lambda: engine.dispatch(request, wait_s=25), n)
+
+    env = {"PYTHONPATH": str(ROOT)}
+    with fresh_home() as home:
+        async with stdio_client(bare_argv("stdio"), env) as bare, \
+                stdio_client(bare_argv("stdio", record), env) as stored, \
+                stdio_client([MODELREINS, "mcp"], {"MODELREINS_HOME": str(home)}) as ours:
+            report("stdio", await interleaved(targets(bare, stored, ours), n))
+
+    with fresh_home() as home, bare_http(bare_argv("http")) as (bare_url, bare_headers), \
+            bare_http(bare_argv("http", record)) as (stored_url, _), \
+            modelreins_http(home) as (url, headers):
+        async with http_client(bare_url, bare_headers) as bare, \
+                http_client(stored_url, bare_headers) as stored, \
+                http_client(url, headers) as ours:
+            report("Streamable HTTP (bearer token auth for modelreins)",
+                   await interleaved(targets(bare, stored, ours), n))
+
     print(f"\nfor reference, engine.dispatch(echo, wait_s=25) in-process, no MCP: "
           f"p50 {pct(alone, 50) * 1000:.3f} ms  p99 {pct(alone, 99) * 1000:.3f} ms")
 
