@@ -7,12 +7,14 @@ every few dozen queue jobs, and the fsyncs stall the loop for milliseconds each 
 
 While the store's background work runs, :class:`Checkpointer` runs a PASSIVE checkpoint
 every :data:`INTERVAL_S` on a connection of its own, in a worker thread: PASSIVE never
-waits for (nor blocks) writers, so the loop goes on committing meanwhile. The store's own
-connections keep an automatic checkpoint only as a backstop at :data:`BACKSTOP_PAGES`:
-a PASSIVE checkpoint racing a steady stream of commits never reaches the WAL's last frame,
-and SQLite restarts the WAL from its beginning only after a checkpoint that does. The
-backstop finds nearly every page copied already, so it is short — and, being rare, so is
-what its fsyncs cost the loop.
+waits for (nor blocks) writers, so the loop goes on committing meanwhile. An interval in
+which the store's connections changed nothing is skipped: an idle server (a ``modelreins
+mcp`` waiting for its session's next call) does not hop to a thread ten times a second.
+The store's own connections keep an automatic checkpoint only as a backstop at
+:data:`BACKSTOP_PAGES`: a PASSIVE checkpoint racing a steady stream of commits never reaches
+the WAL's last frame, and SQLite restarts the WAL from its beginning only after a checkpoint
+that does. The backstop finds nearly every page copied already, so it is short — and, being
+rare, so is what its fsyncs cost the loop.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class Checkpointer:
         self.conn = conn
         self.writers = writers
         self._running = anyio.Lock()
+        self._seen: int | None = None
+        """The writers' changes counted at the last checkpoint (None: none yet)."""
 
     @asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:
@@ -58,16 +62,26 @@ class Checkpointer:
     def checkpoint(self) -> None:
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
+    async def step(self) -> bool:
+        """Checkpoint (in a worker thread) if the writers changed rows since the last one;
+        whether it did."""
+        changes = sum(writer.total_changes for writer in self.writers)
+        if changes == self._seen:
+            return False
+        self._seen = changes
+        async with self._running:
+            await anyio.to_thread.run_sync(self.checkpoint)
+        return True
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
                   ) -> None:
-        """Checkpoint every :data:`INTERVAL_S` until cancelled."""
+        """Checkpoint every :data:`INTERVAL_S` that saw writes, until cancelled."""
         self._autocheckpoint(BACKSTOP_PAGES)
         task_status.started()
         try:
             while True:
                 await anyio.sleep(INTERVAL_S)
-                async with self._running:
-                    await anyio.to_thread.run_sync(self.checkpoint)
+                await self.step()
         finally:
             self._autocheckpoint(DEFAULT_PAGES)
 
