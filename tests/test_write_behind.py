@@ -11,7 +11,7 @@ from core.config import parse_settings
 from core.engine import Engine
 from core.models import DispatchRequest
 from core.store import open_sqlite
-from core.store.write_behind import WriteBehind
+from core.store.write_behind import MAX_QUEUED, WriteBehind
 
 
 async def test_rows_queued_before_shutdown_are_written(tmp_path: Path) -> None:
@@ -45,6 +45,52 @@ async def test_drain_waits_for_commit_and_batches_rows() -> None:
         assert len(batches) == 1, "rows queued together commit together"
         gate.set()
         tg.cancel_scope.cancel()
+
+
+async def test_put_past_the_bound_waits_for_the_commit_and_nothing_is_lost() -> None:
+    batches: list[list[int]] = []
+    # Gathering for an hour: only a full queue (or a reader) makes the writer commit.
+    writes = WriteBehind(lambda rows: batches.append(list(rows)), gather_s=3600, max_queued=3)
+    async with anyio.create_task_group() as tg:
+        await tg.start(writes.run)
+        for i in range(3):
+            await writes.put(i)
+        await anyio.wait_all_tasks_blocked()
+        assert batches == [], "up to the bound, put returns at once and rows gather"
+        with anyio.fail_after(5):
+            await writes.put(3)  # one past the bound: returns once all four are committed
+        assert batches == [[0, 1, 2, 3]]
+        await writes.put(4)
+        await anyio.wait_all_tasks_blocked()
+        assert batches == [[0, 1, 2, 3]], "under the bound again: no wait, no commit"
+        tg.cancel_scope.cancel()
+    writes.close()
+    assert batches == [[0, 1, 2, 3], [4]]
+
+
+async def test_a_saturating_burst_keeps_the_history_queue_bounded(tmp_path: Path) -> None:
+    settings = parse_settings({"providers": {"e": {"type": "echo", "default": True}}}, env={})
+    peak = 0
+    async with Engine.open(tmp_path, settings=settings) as engine:
+        queued = engine.store.dispatches.writes
+
+        async def burst() -> None:
+            nonlocal peak
+            for _ in range(400):
+                await engine.dispatch(DispatchRequest(prompt="p"))
+                peak = max(peak, queued.queued)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(burst)
+    # Two rows per dispatch (history and audit): 6,400 without the bound.
+    assert peak <= MAX_QUEUED + 8 * 2
+    store = open_sqlite(tmp_path / "modelreins.db")
+    try:
+        assert (await store.dispatches.page(limit=1, offset=0))[1] == 3200
+    finally:
+        await store.close()
 
 
 async def test_cancelled_writer_still_writes_the_batch_it_took() -> None:

@@ -62,7 +62,7 @@ class SqliteAudit:
         self, *, at: datetime, actor: str, action: str, target: str | None,
         details: str | None,
     ) -> None:
-        self.writes.submit(Statement(INSERT, (iso(at), actor, action, target, details)))
+        await self.writes.put(Statement(INSERT, (iso(at), actor, action, target, details)))
 
     async def page(
         self,

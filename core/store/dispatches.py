@@ -68,7 +68,7 @@ class SqliteDispatches:
 
     async def add(self, record: DispatchRecord) -> None:
         self._queued[record.id] = record
-        self.writes.submit(Statement(INSERT, record, key=record.id, encode=_row))
+        await self.writes.put(Statement(INSERT, record, key=record.id, encode=_row))
 
     async def get(self, dispatch_id: str) -> DispatchRecord | None:
         queued = self._queued.get(dispatch_id)
