@@ -186,12 +186,19 @@ async def test_stream_failing_mid_way_raises_and_records_partial(
     assert failed.text == "partial"
 
 
+async def start_held(engine: Engine, providers: dict[str, ScriptedProvider]
+                     ) -> tuple[anyio.Event, DispatchRecord]:
+    """A dispatch to ``main`` that answers "late" once the returned gate is set, started
+    with no wait: the gate and the record it returned at once."""
+    gate = anyio.Event()
+    providers["main"].steps = [Step(deltas=["late"], gate=gate)]
+    return gate, await engine.dispatch(req(), wait_s=0)
+
+
 async def test_wait_budget_returns_running_then_history_has_result(
     engine: Engine, providers: dict[str, ScriptedProvider]
 ) -> None:
-    gate = anyio.Event()
-    providers["main"].steps = [Step(deltas=["late"], gate=gate)]
-    running = await engine.dispatch(req(), wait_s=0)
+    gate, running = await start_held(engine, providers)
     assert running.status == "running"
     assert (await engine.get_dispatch(running.id)).status == "running"
     gate.set()
@@ -230,9 +237,7 @@ async def test_wait_budget_checks_the_request_at_once_and_keeps_its_restrictions
 async def test_waiter_cancelled_leaves_the_dispatch_running(
     engine: Engine, providers: dict[str, ScriptedProvider]
 ) -> None:
-    gate = anyio.Event()
-    providers["main"].steps = [Step(deltas=["late"], gate=gate)]
-    running = await engine.dispatch(req(), wait_s=0)
+    gate, running = await start_held(engine, providers)
     with anyio.move_on_after(0) as waiting:
         await engine.wait_dispatch(running.id, 30)
     assert waiting.cancelled_caught
