@@ -41,6 +41,7 @@ from core.store.jobs_sql import (
     HISTORY_ONE,
     HOLD,
     INBOX,
+    INBOX_HELD,
     INSERT,
     JOB_COLUMNS,
     QUEUED,
@@ -198,7 +199,8 @@ class SqliteJobs:
         return self._with_history(rows), int(total)
 
     async def inbox(self, worker: str, status: str) -> list[JobRow]:
-        return self._with_history(tuples(self.db.conn, INBOX, (worker, status)).fetchall())
+        sql = INBOX_HELD if status in ("pending", "running") else INBOX
+        return self._with_history(tuples(self.db.conn, sql, (worker, status)).fetchall())
 
     async def queued(
         self, *, after: tuple[int, int] | None, limit: int,

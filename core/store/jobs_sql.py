@@ -14,10 +14,12 @@ __all__ = [
     "FAILURES_SINCE",
     "GIVE_UP",
     "HAS_ROOM",
+    "HELD",
     "HISTORY_MANY",
     "HISTORY_ONE",
     "HOLD",
     "INBOX",
+    "INBOX_HELD",
     "INSERT",
     "JOB_COLUMNS",
     "LEASE_FROM",
@@ -41,12 +43,17 @@ status, risk_tier, assigned_to, assigned_at, attempts, max_attempts, timeout_s,
 lease_expires_at, result, error, approved_by, created_by, created_at, updated_at"""
 ATTEMPT_COLUMNS = "job_id, attempt, worker, worker_id, started_at, ended_at, outcome, error"
 
+# Jobs in a worker's hands, as the partial index jobs_in_hand (migration 6) states it:
+# SQLite uses a partial index only for a query that carries its WHERE term as written, so
+# a query for one of these statuses says this as well (and names the index, so that a
+# query that could not use it fails loudly instead of scanning a worker's history).
+HELD = "status IN ('pending', 'running')"
 # The worker must be active and below its capacity (jobs it holds, claimed or not).
-HAS_ROOM = """
-(SELECT COUNT(*) FROM jobs AS held
- WHERE held.assigned_to = :worker AND held.status IN ('pending', 'running'))
+HAS_ROOM = f"""
+(SELECT COUNT(*) FROM jobs AS held INDEXED BY jobs_in_hand
+ WHERE held.assigned_to = :worker AND held.{HELD})
 < (SELECT capacity FROM workers WHERE name = :worker AND state = 'active')
-"""
+"""  # noqa: S608
 # Inserted already assigned to the worker (parameter 12) when it has room on the terms of
 # ASSIGN and no older job is waiting unassigned (that one goes first), else with the 13th
 # (set only for a job held for a worker's session approval). Positional parameters: binding
@@ -59,11 +66,15 @@ SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
        CASE WHEN placed THEN ?12 ELSE ?13 END, CASE WHEN placed THEN ?17 END,
        ?14, ?15, ?16, ?17, ?17
 FROM (SELECT ?12 IS NOT NULL
-             AND NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND assigned_to IS NULL)
+             AND NOT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_queued
+                             WHERE status = 'pending' AND assigned_to IS NULL)
              AND {HAS_ROOM.replace(":worker", "?12")} AS placed)
 RETURNING id, assigned_to, assigned_at
 """  # noqa: S608
-QUEUED_ANY = "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND assigned_to IS NULL)"
+QUEUED_ANY = """
+SELECT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_queued
+               WHERE status = 'pending' AND assigned_to IS NULL)
+"""
 SELECT_ONE = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"  # noqa: S608
 HISTORY_ONE = f"SELECT {ATTEMPT_COLUMNS} FROM job_attempts WHERE job_id = ? ORDER BY attempt"  # noqa: S608
 HISTORY_MANY = (f"SELECT {ATTEMPT_COLUMNS} FROM job_attempts "  # noqa: S608
@@ -71,8 +82,13 @@ HISTORY_MANY = (f"SELECT {ATTEMPT_COLUMNS} FROM job_attempts "  # noqa: S608
 INBOX = f"""
 SELECT {JOB_COLUMNS} FROM jobs WHERE assigned_to = ? AND status = ? ORDER BY priority DESC, id
 """  # noqa: S608
+INBOX_HELD = f"""
+SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_in_hand
+WHERE assigned_to = ? AND {HELD} AND status = ? ORDER BY priority DESC, id
+"""  # noqa: S608
 QUEUED = f"""
-SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND assigned_to IS NULL {{filters}}
+SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_queued
+WHERE status = 'pending' AND assigned_to IS NULL {{filters}}
 ORDER BY priority DESC, id LIMIT ?
 """  # noqa: S608
 ASSIGN = f"""
@@ -114,15 +130,18 @@ ON CONFLICT (worker_id, day) DO UPDATE SET done = done + excluded.done,
                                            failed = failed + excluded.failed
 """
 RENEW = f"""
-UPDATE jobs SET lease_expires_at = {LEASE_FROM}
-WHERE assigned_to = ? AND status = 'running'
+UPDATE jobs INDEXED BY jobs_in_hand SET lease_expires_at = {LEASE_FROM}
+WHERE assigned_to = ? AND {HELD} AND status = 'running'
 RETURNING id, lease_expires_at
 """  # noqa: S608
-RELEASE_IDS = "SELECT id FROM jobs WHERE assigned_to = ? AND status = 'pending'"
-RELEASE = """
-UPDATE jobs SET assigned_to = NULL, assigned_at = NULL, updated_at = ?
-WHERE assigned_to = ? AND status = 'pending'
-"""
+RELEASE_IDS = f"""
+SELECT id FROM jobs INDEXED BY jobs_in_hand
+WHERE assigned_to = ? AND {HELD} AND status = 'pending'
+"""  # noqa: S608
+RELEASE = f"""
+UPDATE jobs INDEXED BY jobs_in_hand SET assigned_to = NULL, assigned_at = NULL, updated_at = ?
+WHERE assigned_to = ? AND {HELD} AND status = 'pending'
+"""  # noqa: S608
 EXPIRED = """
 SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < ?
 ORDER BY lease_expires_at LIMIT ?

@@ -254,4 +254,42 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         BEGIN UPDATE queue_version SET n = n + 1; END;
         DROP INDEX jobs_pending;
     """),
+    # Every job's commits (submit, claim, close) append each page they dirty to the WAL,
+    # ~5 µs a page. A full (assigned_to, status, …) index spreads a worker's jobs over its
+    # pending, running and done regions, so a close dirtied leaves in two of them; jobs in
+    # hand now have a partial index of their own (a few dozen entries, one leaf) and a
+    # worker's history an index that a job enters once, when assigned. Unassigned pending
+    # jobs (empty while jobs are routed as they arrive) get a partial index for the
+    # routing pass. Attempts, keyed by (job_id, attempt), become WITHOUT ROWID: one B-tree
+    # instead of a table plus its key's index. Measured: a replay of the queue's statements
+    # writes 12.5 → 9.6 WAL frames per commit; bench/queue_throughput.py part (a), one
+    # producer, 26.2 → 20.9 pwrite calls per job.
+    (6, "queue indexes a job's commits touch less; attempts without rowid", """
+        DROP INDEX jobs_inbox;
+        DROP INDEX jobs_in_hand;
+        CREATE INDEX jobs_in_hand ON jobs (assigned_to, status, priority DESC, id)
+            WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL;
+        CREATE INDEX jobs_worker ON jobs (assigned_to, id);
+        CREATE INDEX jobs_queued ON jobs (priority DESC, id)
+            WHERE status = 'pending' AND assigned_to IS NULL;
+        CREATE TABLE job_attempts_keyed (
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            worker TEXT NOT NULL,
+            worker_id TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            outcome TEXT,
+            error TEXT,
+            PRIMARY KEY (job_id, attempt)
+        ) WITHOUT ROWID;
+        INSERT INTO job_attempts_keyed
+            (job_id, attempt, worker, worker_id, started_at, ended_at, outcome, error)
+        SELECT job_id, attempt, worker, worker_id, started_at, ended_at, outcome, error
+        FROM job_attempts;
+        DROP TABLE job_attempts;
+        ALTER TABLE job_attempts_keyed RENAME TO job_attempts;
+        CREATE INDEX job_attempts_failures ON job_attempts (worker_id, ended_at)
+            WHERE outcome IN ('failed', 'lost');
+    """),
 ]

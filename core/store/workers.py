@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.store.codec import instant, opt_instant, tags, text
 from core.store.fleet_cache import FleetCache
+from core.store.jobs_sql import HELD
 from core.store.queue import CapabilityRow, InHand, WorkerRow
 
 if TYPE_CHECKING:
@@ -40,10 +41,11 @@ UPDATE workers SET state = :state,
     session_started_at = CASE WHEN :state = 'revoked' THEN NULL ELSE session_started_at END
 WHERE id = :id AND state != 'revoked'
 """
-LIVE_LEASE = """
-SELECT EXISTS (SELECT 1 FROM jobs WHERE assigned_to = ? AND status = 'running'
+LIVE_LEASE = f"""
+SELECT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_in_hand
+               WHERE assigned_to = ? AND {HELD} AND status = 'running'
                AND lease_expires_at > ?)
-"""
+"""  # noqa: S608
 HEARTBEAT = """
 UPDATE workers SET presence = :presence, details = :details, tags = COALESCE(:tags, tags),
     provider = COALESCE(:provider, provider), capacity = COALESCE(:capacity, capacity),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -61,10 +62,9 @@ def test_a_claim_race_across_connections_has_exactly_one_winner(tmp_path: Path) 
     assert len(outcomes) == len(contenders)
 
 
-async def test_jobs_in_every_state_survive_a_restart(tmp_path: Path) -> None:
-    path, clock = tmp_path / "q.db", FakeClock(START)
-    store = open_sqlite(path)
-    queue = QueueService(store, clock, CONFIG)
+async def _every_state(queue: QueueService) -> dict[str, int]:
+    """Jobs held, waiting, assigned, running, done, failed, escalated and cancelled, all of
+    worker ``w1`` (online with room for all): their ids by those names, in that order."""
     await online(queue, "w1", capacity=10,
                  capabilities=["code", {"name": "deploy", "risk_tier": "approve"}])
 
@@ -83,7 +83,16 @@ async def test_jobs_in_every_state_survive_a_restart(tmp_path: Path) -> None:
     await queue.jobs.close(failed, "w1", "broke", "failed")
     await queue.jobs.close(escalated, "w1", "ask a human", "escalated")
     await queue.jobs.cancel(cancelled, actor=ADMIN)
-    ids = [held, waiting, assigned, running, done, failed, escalated, cancelled]
+    return {"held": held, "waiting": waiting, "assigned": assigned, "running": running,
+            "done": done, "failed": failed, "escalated": escalated, "cancelled": cancelled}
+
+
+async def test_jobs_in_every_state_survive_a_restart(tmp_path: Path) -> None:
+    path, clock = tmp_path / "q.db", FakeClock(START)
+    store = open_sqlite(path)
+    queue = QueueService(store, clock, CONFIG)
+    job = await _every_state(queue)
+    ids = list(job.values())
     before: list[Job] = [await queue.jobs.get(i) for i in ids]
     worker_before = await queue.workers.get("w1")
     await store.close()
@@ -97,11 +106,80 @@ async def test_jobs_in_every_state_survive_a_restart(tmp_path: Path) -> None:
             "awaiting_approval", "pending", "pending", "running", "done", "failed",
             "escalated", "cancelled"]
         assert await again.workers.get("w1") == worker_before
-        assert [j.id for j in await again.jobs.inbox("w1")] == [assigned]
-        finished = await again.jobs.close(running, "w1", "after restart")
+        assert [j.id for j in await again.jobs.inbox("w1")] == [job["assigned"]]
+        finished = await again.jobs.close(job["running"], "w1", "after restart")
         assert finished.status == "done"
     finally:
         await reopened.close()
+
+
+# The queue's part of the schema as migration 5 left it (from migrations 4 and 5).
+SCHEMA_5 = """
+DELETE FROM schema_version WHERE version = 6;
+DROP INDEX jobs_in_hand;
+DROP INDEX jobs_worker;
+DROP INDEX jobs_queued;
+CREATE INDEX jobs_inbox ON jobs (assigned_to, status, priority DESC, id);
+CREATE INDEX jobs_in_hand ON jobs (assigned_to, status)
+    WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL;
+CREATE TABLE attempts_5 (
+    job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    worker TEXT NOT NULL,
+    worker_id TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    outcome TEXT,
+    error TEXT,
+    PRIMARY KEY (job_id, attempt)
+);
+INSERT INTO attempts_5 SELECT * FROM job_attempts;
+DROP TABLE job_attempts;
+ALTER TABLE attempts_5 RENAME TO job_attempts;
+CREATE INDEX job_attempts_failures ON job_attempts (worker_id, ended_at)
+    WHERE outcome IN ('failed', 'lost');
+"""
+
+
+async def test_a_schema_5_database_upgrades_keeping_every_job_and_attempt(
+    tmp_path: Path,
+) -> None:
+    """Migration 6 (new queue indexes; attempts rebuilt WITHOUT ROWID) on a database with
+    jobs in every state, one of them on its second attempt: nothing is lost, and the
+    queue runs on the new indexes."""
+    path, clock = tmp_path / "q.db", FakeClock(START)
+    store = open_sqlite(path)
+    queue = QueueService(store, clock, CONFIG)
+    job = await _every_state(queue)
+    ids = list(job.values())
+    await queue.jobs.retry(job["failed"], actor=ADMIN)
+    await queue.jobs.claim(job["failed"], "w1")  # its second attempt, running
+    before: list[Job] = [await queue.jobs.get(i) for i in ids]
+    assert [len(j.history) for j in before] == [0, 0, 0, 1, 1, 2, 1, 0]
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_5)
+    conn.close()
+
+    upgraded = open_sqlite(path)
+    try:
+        conn = upgraded.jobs.db.conn
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 6
+        ddl = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'job_attempts'").fetchone()[0]
+        assert "WITHOUT ROWID" in ddl
+        again = QueueService(upgraded, clock, CONFIG)
+        assert [await again.jobs.get(i) for i in ids] == before
+        assert [j.id for j in await again.jobs.inbox("w1")] == [job["assigned"]]
+        running = {j.id for j in await again.jobs.inbox("w1", "running")}
+        assert running == {job["running"], job["failed"]}
+        closed = await again.jobs.close(job["failed"], "w1", "second time lucky")
+        assert [a.outcome for a in closed.history] == ["failed", "done"]
+        # The job no worker could take is routed as soon as one can.
+        await online(again, "w2", capabilities=["nobody-has-it"])
+        assert (await again.jobs.get(job["waiting"])).assigned_to == "w2"
+    finally:
+        await upgraded.close()
 
 
 async def test_room_freed_in_one_process_serves_a_job_queued_by_another(
