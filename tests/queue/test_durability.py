@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -12,6 +13,8 @@ from core.clock import FakeClock
 from core.errors import Conflict
 from core.queue import Job, JobSpec, QueueService
 from core.store import open_sqlite
+from core.store.migrations import MIGRATIONS
+from core.store.sqlite import _statements
 from tests.queue.conftest import ADMIN, CONFIG, START, online
 
 
@@ -113,32 +116,25 @@ async def test_jobs_in_every_state_survive_a_restart(tmp_path: Path) -> None:
         await reopened.close()
 
 
-# The queue's part of the schema as migration 5 left it (from migrations 4 and 5).
-SCHEMA_5 = """
-DELETE FROM schema_version WHERE version = 6;
-DROP INDEX jobs_in_hand;
-DROP INDEX jobs_worker;
-DROP INDEX jobs_queued;
-CREATE INDEX jobs_inbox ON jobs (assigned_to, status, priority DESC, id);
-CREATE INDEX jobs_in_hand ON jobs (assigned_to, status)
-    WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL;
-CREATE TABLE attempts_5 (
-    job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-    attempt INTEGER NOT NULL,
-    worker TEXT NOT NULL,
-    worker_id TEXT,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    outcome TEXT,
-    error TEXT,
-    PRIMARY KEY (job_id, attempt)
-);
-INSERT INTO attempts_5 SELECT * FROM job_attempts;
-DROP TABLE job_attempts;
-ALTER TABLE attempts_5 RENAME TO job_attempts;
-CREATE INDEX job_attempts_failures ON job_attempts (worker_id, ended_at)
-    WHERE outcome IN ('failed', 'lost');
-"""
+def _schema_5() -> list[str]:
+    """Statements that take a migrated database back to the queue schema migration 5 left:
+    migration 4's own statements for what migration 6 replaced."""
+    four = _statements(next(sql for version, _, sql in MIGRATIONS if version == 4))
+
+    def original(prefix: str) -> str:
+        return next(statement for statement in four if statement.startswith(prefix))
+
+    return [
+        "DELETE FROM schema_version WHERE version = 6",
+        "DROP INDEX jobs_in_hand", "DROP INDEX jobs_worker", "DROP INDEX jobs_queued",
+        original("CREATE INDEX jobs_inbox"), original("CREATE INDEX jobs_in_hand"),
+        "DROP INDEX job_attempts_failures",
+        "ALTER TABLE job_attempts RENAME TO attempts_6",
+        original("CREATE TABLE job_attempts"),
+        "INSERT INTO job_attempts SELECT * FROM attempts_6",
+        "DROP TABLE attempts_6",
+        original("CREATE INDEX job_attempts_failures"),
+    ]
 
 
 async def test_a_schema_5_database_upgrades_keeping_every_job_and_attempt(
@@ -157,9 +153,13 @@ async def test_a_schema_5_database_upgrades_keeping_every_job_and_attempt(
     before: list[Job] = [await queue.jobs.get(i) for i in ids]
     assert [len(j.history) for j in before] == [0, 0, 0, 1, 1, 2, 1, 0]
     await store.close()
-    with sqlite3.connect(path) as conn:
-        conn.executescript(SCHEMA_5)
-    conn.close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("BEGIN")
+        for statement in _schema_5():
+            conn.execute(statement)
+        conn.execute("COMMIT")
+        assert "WITHOUT ROWID" not in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'job_attempts'").fetchone()[0]
 
     upgraded = open_sqlite(path)
     try:
