@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.store.codec import instant, opt_instant
+from core.store.jobs_sql import HELD
 from core.store.queue import InHand, WorkerRow
 
 if TYPE_CHECKING:
@@ -40,10 +41,10 @@ __all__ = ["FleetCache"]
 VERSION = "SELECT n FROM queue_version"
 # Per job rather than grouped: the cache keeps each running job's lease, so that closing
 # one tells the worker's latest lease without asking the store again.
-HELD_JOBS = """
+HELD_JOBS = f"""
 SELECT id, assigned_to, status, lease_expires_at FROM jobs INDEXED BY jobs_in_hand
-WHERE status IN ('pending', 'running') AND assigned_to IS NOT NULL
-"""
+WHERE {HELD} AND assigned_to IS NOT NULL
+"""  # noqa: S608
 
 
 _NOTHING = InHand()
