@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -127,3 +130,34 @@ async def test_a_stuck_sync_handler_is_abandoned_on_a_forced_stop(fake: FakeServ
     stuck.set()
     assert [t.daemon for t in held] == [True]  # cannot keep the process alive
     assert (job.status, job.closes) == ("running", 0)  # left for the queue to retry
+
+
+SERVE_WITH_RUN = """
+import sys
+from channel import Worker
+
+def handle_job(job):
+    if job["prompt"] == "boom":
+        raise ValueError("cannot do " + job["prompt"])
+    return job["prompt"][::-1]
+
+Worker(name="w1", url=sys.argv[1], token=sys.argv[2], heartbeat_s=0.2).run(handle_job)
+print("run returned", flush=True)
+"""
+
+
+async def test_run_serves_in_its_own_loop_until_sigterm(fake: FakeServer, home: Path) -> None:
+    good, bad = fake.assign("stressed"), fake.assign("boom")
+    async with await anyio.open_process([sys.executable, "-c", SERVE_WITH_RUN, fake.url, TOKEN],
+                                        stderr=subprocess.DEVNULL) as process:
+        await fake.until(lambda: fake.closed(good) and fake.closed(bad), timeout_s=30)
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(15):
+            assert await process.wait() == 0
+        assert process.stdout is not None
+        said = b"".join([chunk async for chunk in process.stdout])
+    assert said == b"run returned\n"  # SIGTERM ended run() instead of killing the process
+    assert (good.status, good.result) == ("done", "desserts")
+    assert bad.status == "failed"
+    assert bad.result.rstrip().endswith("ValueError: cannot do boom")
+    assert fake.heartbeats[-1]["status"] == "offline"

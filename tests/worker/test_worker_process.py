@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
+from mcp_server.cli import build_parser
 from tests.fakes_cli import HANG, Gate, is_running, kill_listed, make_cli, read_pids, wait_dead
 from tests.mcp.processes import MODELREINS
 from tests.worker.fake_server import TOKEN, FakeServer
@@ -76,6 +78,12 @@ async def worker_process(home: Path, *args: str, env: dict[str, str] | None = No
                 if process.returncode is None:
                     process.kill()
                 await process.wait()
+
+# What a fake agent saw: its arguments, its working directory and its stdin.
+REPORT_ARGV_CWD_STDIN = """
+import json, os, sys
+print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "stdin": sys.stdin.read()}))
+"""
 
 
 def is_dir(path: Path) -> bool:
@@ -154,3 +162,70 @@ async def test_a_command_that_is_not_installed_is_refused_before_claiming_anythi
         assert await worker.exit_code(30) == 2
     assert "command not found: no-such-agent" in worker.output()
     assert (job.status, fake.heartbeats) == ("pending", [])
+
+
+async def test_the_command_lines_flags_reach_the_server_and_each_job(
+        fake: FakeServer, home: Path, tmp_path: Path) -> None:
+    cli = make_cli(tmp_path, "agent", REPORT_ARGV_CWD_STDIN)
+    workdir = tmp_path / "jobs here"
+    job = fake.assign("it's $(rm -rf ~) time", worker="builder")
+    async with worker_process(home, "--name", "builder", "--tags", "code,docs",
+                              "--capacity", "3", "--workdir", str(workdir), "--keep",
+                              "--exec", f"{cli} --model opus", "--heartbeat", "0.2",
+                              env=connect(fake)) as worker:
+        await fake.until(lambda: fake.closed(job), timeout_s=30)
+        worker.process.send_signal(signal.SIGTERM)
+        assert await worker.exit_code() == 0, worker.output()
+    first = fake.heartbeats[0]
+    assert (first["instance"], first["tags"], first["capacity"]) == ("builder", "code,docs", 3)
+    assert job.status == "done", job.result
+    ran = json.loads(job.result)
+    assert ran["argv"] == ["--model", "opus"]
+    assert ran["stdin"] == "it's $(rm -rf ~) time"
+    assert Path(ran["cwd"]).parent == workdir
+    assert is_dir(Path(ran["cwd"]))  # --keep
+    assert not is_dir(home / "work")
+
+
+async def test_by_default_each_job_runs_claude_print(
+        fake: FakeServer, home: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    make_cli(bin_dir, "claude", REPORT_ARGV_CWD_STDIN)
+    job = fake.assign("summarise the diff")
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    async with worker_process(home, "--name", "w1", "--heartbeat", "0.2",
+                              env={**connect(fake), "PATH": path}) as worker:
+        await fake.until(lambda: fake.closed(job), timeout_s=30)
+        worker.process.send_signal(signal.SIGTERM)
+        assert await worker.exit_code() == 0, worker.output()
+    ran = json.loads(job.result)
+    assert (ran["argv"], ran["stdin"]) == (["--print"], "summarise the diff")
+    assert Path(ran["cwd"]).parent == home / "work"
+    assert not is_dir(Path(ran["cwd"]))  # removed without --keep
+    assert fake.heartbeats[0]["capacity"] == 1
+
+
+async def test_provider_answers_jobs_from_the_local_config(
+        fake: FakeServer, home: Path) -> None:
+    job = fake.assign("repeat after me")
+    async with worker_process(home, "--name", "w1", "--provider", "echo", "--heartbeat", "0.2",
+                              env=connect(fake)) as worker:
+        await fake.until(lambda: fake.closed(job), timeout_s=30)
+        worker.process.send_signal(signal.SIGTERM)
+        assert await worker.exit_code() == 0, worker.output()
+    assert (job.status, job.result) == ("done", "repeat after me")
+    assert "with provider 'echo'" in worker.output()
+
+
+def test_the_documented_defaults() -> None:
+    args = build_parser().parse_args(["worker"])
+    assert (args.command, args.provider, args.capacity, args.heartbeat, args.keep) == (
+        "claude --print", None, 1, 5.0, False)
+
+
+def test_exec_and_provider_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["worker", "--exec", "cat", "--provider", "echo"])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
