@@ -33,6 +33,14 @@ latency (from just before the ``POST /api/jobs`` to the claim's answer) p50/p99.
                                      [--rate 300] [--submitters 8]
                                      [--client fast|httpx]
 
+Part (a) first measures a yardstick in the same run, since these machines' speed drifts
+from one day to the next: bare SQLite on this machine, with the store's journal settings,
+doing each job's three row changes (insert pending, mark running, mark done with its result)
+in one transaction of their own, with no queue around them. One producer's jobs each pay
+for at least one commit too, so the ratio of the queue's rate to the yardstick's is how much
+of a bare commit per job the queue's routing, leases, attempts and stats cost; it carries
+over from one machine to another where a bare jobs/s figure does not.
+
 ``--backlog`` (part a) submits every job before the workers come online (draining a
 backlog). ``--dir`` puts part (a)'s temporary directory elsewhere (e.g. ``/dev/shm`` to take
 disk writes out of the picture); the default is the system temp dir.
@@ -43,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import tempfile
 import time
@@ -70,6 +79,37 @@ from core.queue import JobSpec, QueueService
 from core.store import SqliteStore, open_sqlite
 
 TAGS = ("code", "review", "docs", "ops")
+
+
+YARDSTICK_SCHEMA = """
+CREATE TABLE jobs (id INTEGER PRIMARY KEY, prompt TEXT NOT NULL, status TEXT NOT NULL,
+                   worker TEXT, result TEXT);
+CREATE INDEX jobs_by_worker ON jobs (worker, status);
+"""
+
+
+def yardstick(jobs: int, where: str | None = None) -> float:
+    """Seconds bare SQLite takes (WAL, ``synchronous=NORMAL``, as the store runs it) to
+    insert, start and finish ``jobs`` jobs, one transaction per job."""
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        conn = sqlite3.connect(Path(tmp) / "yardstick.db", isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(YARDSTICK_SCHEMA)
+            started = time.perf_counter()
+            for i in range(jobs):
+                conn.execute("BEGIN IMMEDIATE")
+                job = conn.execute("INSERT INTO jobs (prompt, status, worker) "
+                                   "VALUES (?, 'pending', ?)",
+                                   (f"job {i}", f"worker-{i % 8}")).lastrowid
+                conn.execute("UPDATE jobs SET status = 'running' WHERE id = ?", (job,))
+                conn.execute("UPDATE jobs SET status = 'done', result = ? WHERE id = ?",
+                             (f"JOB {i}", job))
+                conn.execute("COMMIT")
+            return time.perf_counter() - started
+        finally:
+            conn.close()
 
 
 async def part_a(jobs: int, workers: int, capacity: int, where: str | None = None,
@@ -360,6 +400,7 @@ def main() -> None:
 
 
 def report_a(args: argparse.Namespace) -> None:
+    floor = args.jobs / yardstick(args.jobs, args.dir)
     elapsed, cpu, done = anyio.run(part_a, args.jobs, args.workers, args.capacity, args.dir,
                                    args.backlog, args.audit, args.producers)
     # On a shared machine the wall clock includes time other processes held the CPU;
@@ -373,6 +414,8 @@ def report_a(args: argparse.Namespace) -> None:
           f"{args.workers} workers (capacity {args.capacity}): "
           f"{elapsed:.2f} s wall = {args.jobs / elapsed:,.0f} jobs/s; "
           f"{cpu:.2f} s CPU = {args.jobs / cpu:,.0f} jobs/s per CPU-second [{done} done]")
+    print(f"    yardstick, same run: bare SQLite, one transaction per job's three row changes: "
+          f"{floor:,.0f} jobs/s; the queue ran at {args.jobs / elapsed / floor:.2f}x it")
 
 
 if __name__ == "__main__":
