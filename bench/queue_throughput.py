@@ -33,13 +33,12 @@ latency (from just before the ``POST /api/jobs`` to the claim's answer) p50/p99.
                                      [--rate 300] [--submitters 8]
                                      [--client fast|httpx]
 
-Part (a) first measures a yardstick in the same run, since these machines' speed drifts
-from one day to the next: bare SQLite on this machine, with the store's journal settings,
-doing each job's three row changes (insert pending, mark running, mark done with its result)
-in one transaction of their own, with no queue around them. One producer's jobs each pay
-for at least one commit too, so the ratio of the queue's rate to the yardstick's is how much
-of a bare commit per job the queue's routing, leases, attempts and stats cost; it carries
-over from one machine to another where a bare jobs/s figure does not.
+Part (a) also measures a yardstick in the same run, because these machines' speed drifts
+from day to day: bare SQLite with the store's journal settings, inserting, starting and
+finishing each job in one transaction of its own, with no queue around it. The queue's rate
+as a fraction of the yardstick's carries over from one machine to another where a bare jobs/s
+figure does not; the gap is what routing, leases, attempt history, stats and the Python
+around them cost per job.
 
 ``--backlog`` (part a) submits every job before the workers come online (draining a
 backlog). ``--dir`` puts part (a)'s temporary directory elsewhere (e.g. ``/dev/shm`` to take
@@ -400,7 +399,7 @@ def main() -> None:
 
 
 def report_a(args: argparse.Namespace) -> None:
-    floor = args.jobs / yardstick(args.jobs, args.dir)
+    bare = args.jobs / yardstick(args.jobs, args.dir)
     elapsed, cpu, done = anyio.run(part_a, args.jobs, args.workers, args.capacity, args.dir,
                                    args.backlog, args.audit, args.producers)
     # On a shared machine the wall clock includes time other processes held the CPU;
@@ -415,7 +414,7 @@ def report_a(args: argparse.Namespace) -> None:
           f"{elapsed:.2f} s wall = {args.jobs / elapsed:,.0f} jobs/s; "
           f"{cpu:.2f} s CPU = {args.jobs / cpu:,.0f} jobs/s per CPU-second [{done} done]")
     print(f"    yardstick, same run: bare SQLite, one transaction per job's three row changes: "
-          f"{floor:,.0f} jobs/s; the queue ran at {args.jobs / elapsed / floor:.2f}x it")
+          f"{bare:,.0f} jobs/s; the queue ran at {args.jobs / elapsed / bare:.2f}x it")
 
 
 if __name__ == "__main__":
