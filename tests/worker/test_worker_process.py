@@ -79,6 +79,7 @@ async def worker_process(home: Path, *args: str, env: dict[str, str] | None = No
                     process.kill()
                 await process.wait()
 
+
 # What a fake agent saw: its arguments, its working directory and its stdin.
 REPORT_ARGV_CWD_STDIN = """
 import json, os, sys
