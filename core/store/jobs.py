@@ -37,6 +37,7 @@ from core.store.jobs_sql import (
     EXPIRED,
     FAILURES_SINCE,
     GIVE_UP,
+    HELD_STATUSES,
     HISTORY_MANY,
     HISTORY_ONE,
     HOLD,
@@ -199,7 +200,7 @@ class SqliteJobs:
         return self._with_history(rows), int(total)
 
     async def inbox(self, worker: str, status: str) -> list[JobRow]:
-        sql = INBOX_HELD if status in ("pending", "running") else INBOX
+        sql = INBOX_HELD if status in HELD_STATUSES else INBOX
         return self._with_history(tuples(self.db.conn, sql, (worker, status)).fetchall())
 
     async def queued(

@@ -15,6 +15,7 @@ __all__ = [
     "GIVE_UP",
     "HAS_ROOM",
     "HELD",
+    "HELD_STATUSES",
     "HISTORY_MANY",
     "HISTORY_ONE",
     "HOLD",
@@ -47,7 +48,8 @@ ATTEMPT_COLUMNS = "job_id, attempt, worker, worker_id, started_at, ended_at, out
 # SQLite uses a partial index only for a query that carries its WHERE term as written, so
 # a query for one of these statuses says this as well (and names the index, so that a
 # query that could not use it fails loudly instead of scanning a worker's history).
-HELD = "status IN ('pending', 'running')"
+HELD_STATUSES = ("pending", "running")
+HELD = f"status IN ({', '.join(repr(status) for status in HELD_STATUSES)})"
 # The worker must be active and below its capacity (jobs it holds, claimed or not).
 HAS_ROOM = f"""
 (SELECT COUNT(*) FROM jobs AS held INDEXED BY jobs_in_hand
